@@ -1,0 +1,319 @@
+//! `Config`: every setting of a server, with documented defaults, and the
+//! parsing of `tinysse serve` flags into it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::Error;
+use crate::hub::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_EVENTS, DEFAULT_MAX_SUBSCRIBERS, check_topic};
+use crate::http::{DEFAULT_MAX_BODY, HEAD_TIMEOUT};
+
+/// Default address: loopback only, so a fresh server is not reachable from the network.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default seconds between heartbeat comments on an idle stream.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
+/// Default reconnection time sent to clients (`retry:`), in milliseconds.
+pub const DEFAULT_RETRY_MS: u64 = 3000;
+/// Default time a subscriber's socket may accept nothing before it is dropped.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections allowed beyond `max_subscribers` (publishers, pages, metrics).
+pub const EXTRA_CONNECTIONS: usize = 64;
+
+/// Everything a [`crate::Server`] needs to know. `Config::default()` is what
+/// `tinysse serve` runs with when given no flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on (`--listen`).
+    pub listen: SocketAddr,
+    /// Token required to publish, as `Authorization: Bearer` (`--token`, `--token-file`).
+    pub token: Option<String>,
+    /// Token required to subscribe, as `?token=` or `Authorization: Bearer`
+    /// (`--subscribe-token`). The publish token is accepted too.
+    pub subscribe_token: Option<String>,
+    /// Events kept for resuming (`--history`).
+    pub history: usize,
+    /// Bytes of encoded events kept for resuming (`--history-bytes`).
+    pub history_bytes: usize,
+    /// Time between heartbeat comments on an idle stream; zero: none (`--heartbeat`).
+    pub heartbeat: Duration,
+    /// Reconnection time sent to clients in milliseconds (`--retry`).
+    pub retry_ms: u64,
+    /// Subscribers at once (`--max-subscribers`); connections in all are this
+    /// plus [`EXTRA_CONNECTIONS`].
+    pub max_subscribers: usize,
+    /// Largest publish body in bytes (`--max-body`).
+    pub max_body: usize,
+    /// A subscriber whose socket accepts nothing for this long is dropped (`--write-timeout`).
+    pub write_timeout: Duration,
+    /// Time allowed to receive a request head (no flag; tests shorten it).
+    pub head_timeout: Duration,
+    /// Origins allowed by CORS; `*` allows any (`--cors-origin`, repeatable).
+    pub cors_origins: Vec<String>,
+    /// Log only errors (`--quiet`).
+    pub quiet: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
+            token: None,
+            subscribe_token: None,
+            history: DEFAULT_HISTORY_EVENTS,
+            history_bytes: DEFAULT_HISTORY_BYTES,
+            heartbeat: DEFAULT_HEARTBEAT,
+            retry_ms: DEFAULT_RETRY_MS,
+            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
+            max_body: DEFAULT_MAX_BODY,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            head_timeout: HEAD_TIMEOUT,
+            cors_origins: Vec::new(),
+            quiet: false,
+        }
+    }
+}
+
+impl Config {
+    /// Connections allowed at once: subscribers plus [`EXTRA_CONNECTIONS`].
+    pub fn max_connections(&self) -> usize {
+        self.max_subscribers.saturating_add(EXTRA_CONNECTIONS)
+    }
+}
+
+/// What `tinysse serve` was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// The server's settings.
+    pub config: Config,
+    /// Publish lines from standard input (`--stdin`) on this topic with this event type.
+    pub stdin: Option<(String, String)>,
+}
+
+/// The help text of `tinysse serve`.
+pub const SERVE_HELP: &str = "\
+Usage: tinysse serve [FLAGS]
+
+Runs the Server-Sent Events hub. Subscribe with GET /events, publish with
+POST /publish; open the address in a browser for the demo page.
+
+Flags:
+  --listen ADDR            address to listen on, IPv4 or [IPv6]:port (127.0.0.1:8080)
+  --token T                token publishers send as Authorization: Bearer T
+  --token-file F           read the publish token from file F (trailing newline ignored)
+  --subscribe-token T      token subscribers send as ?token=T or Authorization: Bearer T
+  --history N              events kept for resuming (1024)
+  --history-bytes SIZE     bytes kept for resuming: a count or with KiB/MiB (4MiB)
+  --heartbeat SECS         seconds between heartbeat comments; 0 turns them off (15)
+  --retry MS               reconnection time sent to clients, in milliseconds (3000)
+  --max-subscribers N      subscribers at once (1024)
+  --max-body SIZE          largest publish body (64KiB)
+  --write-timeout SECS     drop a subscriber whose socket accepts nothing this long (30)
+  --cors-origin ORIGIN     allow this origin (or *) by CORS; repeatable
+  --stdin                  publish each non-empty line of standard input as an event
+  --stdin-topic T          topic for --stdin events (default)
+  --stdin-event E          event type for --stdin events (none: message)
+  --quiet                  log only errors
+  --help                   show this help
+
+Without --token, publishing is allowed only while listening on a loopback address.
+";
+
+/// Parses the flags of `tinysse serve` (without the program and subcommand names).
+///
+/// Returns `Ok(None)` for `--help`, and [`Error::Usage`] with a one-line reason
+/// for an unknown flag or a bad value.
+///
+/// ```
+/// use tinysse::config::parse_serve_args;
+///
+/// let options = parse_serve_args(&["--history", "5", "--history-bytes=1KiB"])?.unwrap();
+/// assert_eq!(options.config.history, 5);
+/// assert_eq!(options.config.history_bytes, 1024);
+/// assert!(parse_serve_args(&["--history", "five"]).is_err());
+/// # Ok::<(), tinysse::Error>(())
+/// ```
+pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions>, Error> {
+    let mut config = Config::default();
+    let mut stdin = false;
+    let mut stdin_topic: Option<String> = None;
+    let mut stdin_event: Option<String> = None;
+    let mut token_file: Option<String> = None;
+    let mut args = args.iter().map(AsRef::as_ref);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (arg, None),
+        };
+        let mut value = || -> Result<String, Error> {
+            match inline.clone() {
+                Some(value) => Ok(value),
+                None => args.next().map(str::to_string).ok_or_else(|| usage(format!("{flag} needs a value"))),
+            }
+        };
+        match flag {
+            "--help" | "-h" => return Ok(None),
+            "--listen" => {
+                let text = value()?;
+                config.listen = text
+                    .parse()
+                    .map_err(|_| usage(format!("--listen: {text:?} is not an address like 127.0.0.1:8080 or [::1]:8080")))?;
+            }
+            "--token" => config.token = Some(non_empty(flag, value()?)?),
+            "--token-file" => token_file = Some(value()?),
+            "--subscribe-token" => config.subscribe_token = Some(non_empty(flag, value()?)?),
+            "--history" => config.history = at_least_one(flag, parse_count(flag, &value()?)?)?,
+            "--history-bytes" => config.history_bytes = parse_size(flag, &value()?)?,
+            "--heartbeat" => config.heartbeat = Duration::from_secs(parse_count(flag, &value()?)? as u64),
+            "--retry" => config.retry_ms = parse_count(flag, &value()?)? as u64,
+            "--max-subscribers" => config.max_subscribers = at_least_one(flag, parse_count(flag, &value()?)?)?,
+            "--max-body" => config.max_body = parse_size(flag, &value()?)?,
+            "--write-timeout" => {
+                let seconds = at_least_one(flag, parse_count(flag, &value()?)?)?;
+                config.write_timeout = Duration::from_secs(seconds as u64);
+            }
+            "--cors-origin" => config.cors_origins.push(non_empty(flag, value()?)?),
+            "--stdin" if inline.is_none() => stdin = true,
+            "--stdin-topic" => stdin_topic = Some(value()?),
+            "--stdin-event" => stdin_event = Some(value()?),
+            "--quiet" if inline.is_none() => config.quiet = true,
+            _ if flag.starts_with('-') => return Err(usage(format!("unknown flag {flag} (see tinysse serve --help)"))),
+            _ => return Err(usage(format!("unexpected argument {arg:?} (see tinysse serve --help)"))),
+        }
+    }
+    if let Some(path) = token_file {
+        if config.token.is_some() {
+            return Err(usage("use --token or --token-file, not both".to_string()));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|err| usage(format!("--token-file {path}: {err}")))?;
+        let token = text.strip_suffix('\n').map(|rest| rest.strip_suffix('\r').unwrap_or(rest)).unwrap_or(&text);
+        config.token = Some(non_empty("--token-file", token.to_string())?);
+    }
+    if !stdin && (stdin_topic.is_some() || stdin_event.is_some()) {
+        return Err(usage("--stdin-topic and --stdin-event need --stdin".to_string()));
+    }
+    let stdin = if stdin {
+        let topic = stdin_topic.unwrap_or_else(|| crate::publish::DEFAULT_TOPIC.to_string());
+        check_topic(&topic).map_err(|err| usage(format!("--stdin-topic: {err}")))?;
+        let event = stdin_event.unwrap_or_default();
+        if event.contains(['\r', '\n']) {
+            return Err(usage("--stdin-event: must not contain CR or LF".to_string()));
+        }
+        Some((topic, event))
+    } else {
+        None
+    };
+    Ok(Some(ServeOptions { config, stdin }))
+}
+
+fn usage(message: String) -> Error {
+    Error::Usage(message)
+}
+
+fn non_empty(flag: &str, value: String) -> Result<String, Error> {
+    if value.is_empty() {
+        return Err(usage(format!("{flag} must not be empty")));
+    }
+    Ok(value)
+}
+
+fn at_least_one(flag: &str, value: usize) -> Result<usize, Error> {
+    if value == 0 {
+        return Err(usage(format!("{flag} must be at least 1")));
+    }
+    Ok(value)
+}
+
+fn parse_count(flag: &str, text: &str) -> Result<usize, Error> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(usage(format!("{flag}: {text:?} is not a whole number")));
+    }
+    text.parse().map_err(|_| usage(format!("{flag}: {text} is too large")))
+}
+
+/// A byte count, plain or with a `KiB`/`MiB` suffix.
+fn parse_size(flag: &str, text: &str) -> Result<usize, Error> {
+    let (digits, unit) = if let Some(digits) = text.strip_suffix("KiB") {
+        (digits, 1024)
+    } else if let Some(digits) = text.strip_suffix("MiB") {
+        (digits, 1024 * 1024)
+    } else {
+        (text, 1)
+    };
+    let bad = || usage(format!("{flag}: {text:?} is not a size like 65536, 64KiB or 4MiB"));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    digits.parse::<usize>().ok().and_then(|count| count.checked_mul(unit)).ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        parse_serve_args(args).unwrap().unwrap().config
+    }
+
+    fn error(args: &[&str]) -> String {
+        parse_serve_args(args).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_every_flag() {
+        let got = config(&[
+            "--listen", "[::1]:9000", "--token", "p", "--subscribe-token=s", "--history", "5",
+            "--history-bytes", "2MiB", "--heartbeat", "0", "--retry", "100", "--max-subscribers", "7",
+            "--max-body", "1KiB", "--write-timeout", "3", "--cors-origin", "*", "--cors-origin", "http://a", "--quiet",
+        ]);
+        assert_eq!(got.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!((got.token.as_deref(), got.subscribe_token.as_deref()), (Some("p"), Some("s")));
+        assert_eq!((got.history, got.history_bytes), (5, 2 * 1024 * 1024));
+        assert_eq!((got.heartbeat, got.retry_ms), (Duration::ZERO, 100));
+        assert_eq!((got.max_subscribers, got.max_connections(), got.max_body), (7, 71, 1024));
+        assert_eq!(got.write_timeout, Duration::from_secs(3));
+        assert_eq!(got.cors_origins, vec!["*", "http://a"]);
+        assert!(got.quiet);
+        assert_eq!(config(&[]), Config::default());
+    }
+
+    #[test]
+    fn stdin_options() {
+        let options = parse_serve_args(&["--stdin", "--stdin-topic", "logs", "--stdin-event", "line"]).unwrap().unwrap();
+        assert_eq!(options.stdin, Some(("logs".to_string(), "line".to_string())));
+        let options = parse_serve_args(&["--stdin"]).unwrap().unwrap();
+        assert_eq!(options.stdin, Some(("default".to_string(), String::new())));
+        assert!(error(&["--stdin-topic", "x"]).contains("need --stdin"));
+        assert!(error(&["--stdin", "--stdin-topic", "a b"]).contains("--stdin-topic"));
+    }
+
+    #[test]
+    fn refuses_bad_flags_in_one_line() {
+        for (args, needle) in [
+            (&["--nope"][..], "unknown flag --nope"),
+            (&["extra"], "unexpected argument"),
+            (&["--history"], "--history needs a value"),
+            (&["--history", "0"], "at least 1"),
+            (&["--history", "-1"], "not a whole number"),
+            (&["--history-bytes", "4MB"], "not a size"),
+            (&["--max-body", "99999999999999999999KiB"], "not a size"),
+            (&["--listen", "localhost"], "--listen"),
+            (&["--token", ""], "must not be empty"),
+            (&["--token-file", "/nonexistent/tinysse"], "--token-file"),
+            (&["--quiet=yes"], "unknown flag"),
+        ] {
+            let message = error(args);
+            assert!(message.contains(needle), "{args:?}: {message}");
+            assert!(!message.contains('\n'), "{message}");
+        }
+        assert!(parse_serve_args(&["--help"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn token_file_drops_one_trailing_newline() {
+        let path = std::env::temp_dir().join(format!("tinysse-token-{}", std::process::id()));
+        std::fs::write(&path, "secret\n").unwrap();
+        let got = config(&["--token-file", path.to_str().unwrap()]);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got.token.as_deref(), Some("secret"));
+    }
+}

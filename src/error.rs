@@ -1,0 +1,124 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong in tinysse.
+///
+/// HTTP-facing variants map to a status code with [`Error::status`]; their
+/// `Display` text is the one-line reason sent in the response body.
+#[derive(Debug)]
+pub enum Error {
+    /// A socket or file operation failed.
+    Io(io::Error),
+    /// The request line is longer than [`crate::http::MAX_REQUEST_LINE_BYTES`] (414).
+    RequestLineTooLong,
+    /// The header section is over [`crate::http::MAX_HEAD_BYTES`] or has more than
+    /// [`crate::http::MAX_HEADERS`] headers (431).
+    HeadersTooLarge,
+    /// The request head did not arrive within [`crate::http::HEAD_TIMEOUT`] (408).
+    HeadTimeout,
+    /// The request body did not arrive within [`crate::http::BODY_TIMEOUT`] (408).
+    BodyTimeout,
+    /// The request is malformed; the text says how (400).
+    BadRequest(&'static str),
+    /// The request's HTTP major version is not 1 (505).
+    VersionNotSupported,
+    /// A request with a body has neither `Content-Length` nor chunked encoding (411).
+    LengthRequired,
+    /// The request body is larger than the configured maximum (413).
+    BodyTooLarge,
+    /// A published event is invalid; the text says why (400).
+    InvalidEvent(&'static str),
+    /// A topic is empty, too long or has a character outside the allowed set (400).
+    BadTopic,
+    /// A token is missing or wrong (401).
+    Unauthorized,
+    /// Publishing without a token on a non-loopback address (403).
+    Forbidden,
+    /// A line or an event in a parsed stream is over the parser's limit.
+    EventTooLarge,
+    /// The request uses a transfer coding other than `chunked` (501).
+    UnsupportedTransferEncoding,
+    /// The hub is at its subscriber limit.
+    Full,
+    /// The hub or server has been shut down.
+    Closed,
+    /// A command-line flag or value is wrong; the text says which.
+    Usage(String),
+    /// A client request got an answer it cannot use; the text says why.
+    Client(String),
+}
+
+impl Error {
+    /// The HTTP status code this error is answered with.
+    ///
+    /// ```
+    /// assert_eq!(tinysse::Error::BodyTooLarge.status(), 413);
+    /// ```
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::RequestLineTooLong => 414,
+            Error::HeadersTooLarge => 431,
+            Error::HeadTimeout | Error::BodyTimeout => 408,
+            Error::VersionNotSupported => 505,
+            Error::LengthRequired => 411,
+            Error::BodyTooLarge | Error::EventTooLarge => 413,
+            Error::Unauthorized => 401,
+            Error::Forbidden => 403,
+            Error::UnsupportedTransferEncoding => 501,
+            Error::Full | Error::Closed => 503,
+            Error::Io(_) | Error::Usage(_) | Error::Client(_) => 500,
+            Error::BadRequest(_) | Error::InvalidEvent(_) | Error::BadTopic => 400,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(err) => write!(f, "i/o error: {err}"),
+            Error::RequestLineTooLong => f.write_str("request line too long"),
+            Error::HeadersTooLarge => f.write_str("request header section too large"),
+            Error::HeadTimeout => f.write_str("request head not received in time"),
+            Error::BodyTimeout => f.write_str("request body not received in time"),
+            Error::BadRequest(why) => write!(f, "bad request: {why}"),
+            Error::VersionNotSupported => f.write_str("only HTTP/1.x is supported"),
+            Error::LengthRequired => {
+                f.write_str("a body needs Content-Length or Transfer-Encoding: chunked")
+            }
+            Error::BodyTooLarge => f.write_str("request body too large"),
+            Error::InvalidEvent(why) => write!(f, "invalid event: {why}"),
+            Error::BadTopic => f.write_str(
+                "bad topic: use 1-128 characters of A-Z a-z 0-9 - _ . ~ : /",
+            ),
+            Error::Unauthorized => f.write_str("missing or wrong token"),
+            Error::Forbidden => f.write_str(
+                "publishing without --token is allowed only on a loopback address",
+            ),
+            Error::EventTooLarge => f.write_str("event stream line or event too large"),
+            Error::UnsupportedTransferEncoding => {
+                f.write_str("only Transfer-Encoding: chunked is supported")
+            }
+            Error::Full => f.write_str("too many subscribers, try again later"),
+            Error::Closed => f.write_str("the server is shutting down"),
+            Error::Usage(why) => f.write_str(why),
+            Error::Client(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(err: io::Error) -> Error {
+        Error::Io(err)
+    }
+}

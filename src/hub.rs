@@ -1,0 +1,608 @@
+//! The hub: one shared event queue (a `Mutex` and a `Condvar`), the history
+//! ring, ids, and subscriber cursors.
+//!
+//! This module never touches a socket. Publishers call [`Hub::publish`];
+//! each subscriber thread owns a [`Subscription`] and calls
+//! [`Subscription::next`] in a loop, writing the bytes it gets outside the lock.
+
+// Implementation notes
+//
+// Every published event gets a sequence number `seq`, one more than the last,
+// across all topics. The history holds the newest events in seq order with no
+// holes, so the event with seq `s` sits at index `s - first_seq`: a cursor
+// finds its place without searching. The public id of an event is
+// `<run>-<seq>`, where `run` is the hub's start time in milliseconds (made
+// unique within the process), so ids from another run of the server are never
+// mistaken for ours.
+//
+// A subscriber's cursor is the seq of the last event it has looked at
+// (delivered or skipped because of its topics). When the history has moved past
+// the cursor, the subscriber missed events; it gets a `gap` event only if one of
+// the events it missed was for one of its topics, which `evicted` tracks.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::Error;
+use crate::event::Event;
+
+/// Default number of events the history keeps.
+pub const DEFAULT_HISTORY_EVENTS: usize = 1024;
+/// Default number of bytes (encoded frames) the history keeps.
+pub const DEFAULT_HISTORY_BYTES: usize = 4 * 1024 * 1024;
+/// Default number of subscribers at once; one more is refused.
+pub const DEFAULT_MAX_SUBSCRIBERS: usize = 1024;
+/// The most bytes [`Subscription::next`] hands out in one call (it always hands
+/// out at least one whole event). Bounds what one subscriber holds in memory.
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// Longest topic name, in bytes.
+pub const MAX_TOPIC_BYTES: usize = 128;
+/// How many topics the hub remembers evictions for; past it, every subscriber
+/// that falls behind is told of a gap (see the implementation notes).
+const MAX_TRACKED_TOPICS: usize = 4096;
+
+/// The event queue shared by publishers and subscribers.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use tinysse::{Event, Hub, Next};
+///
+/// let hub = Arc::new(Hub::new());
+/// let mut subscription = hub.subscribe(None, None)?;
+/// let id = hub.publish("default", Event::new("hello"))?;
+/// let mut bytes = Vec::new();
+/// assert_eq!(subscription.next(&mut bytes, Duration::from_secs(1)), Next::Events(1));
+/// assert_eq!(bytes, format!("id: {id}\ndata: hello\n\n").into_bytes());
+/// # Ok::<(), tinysse::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Hub {
+    /// Guards the history, the cursors' reference points and the subscriber count.
+    state: Mutex<State>,
+    /// Notified (all waiters) by `publish` after new events are in the history,
+    /// and by `close`. Subscription threads wait on it.
+    wake: Condvar,
+    /// This run's id prefix: the start time in milliseconds, unique in the process.
+    run: u64,
+    max_events: usize,
+    max_bytes: usize,
+    max_subscribers: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The newest events, oldest first, with no holes in their seqs.
+    history: VecDeque<Entry>,
+    /// Sum of `frame.len()` over `history`.
+    history_bytes: usize,
+    /// The seq the next published event gets. Seqs start at 1.
+    next_seq: u64,
+    /// Subscriptions alive now.
+    subscribers: usize,
+    /// Topic → seq of the newest event of that topic evicted from the history.
+    evicted: HashMap<Arc<str>, u64>,
+    /// Every event up to this seq counts as evicted for every topic (set when
+    /// `evicted` is cleared to bound its size).
+    evicted_floor: u64,
+    /// Set by `close`: subscriptions end.
+    closed: bool,
+}
+
+impl State {
+    fn first_seq(&self) -> u64 {
+        self.next_seq - self.history.len() as u64
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    topic: Arc<str>,
+    /// The encoded event, `id:` line included.
+    frame: Box<[u8]>,
+}
+
+/// Figures about the hub, read at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubStats {
+    /// Subscriptions alive now.
+    pub subscribers: usize,
+    /// Events published since the hub started.
+    pub published: u64,
+    /// Events in the history.
+    pub history_len: usize,
+    /// Bytes of encoded frames in the history.
+    pub history_bytes: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub::new()
+    }
+}
+
+impl Hub {
+    /// A hub with the default limits.
+    pub fn new() -> Hub {
+        Hub {
+            state: Mutex::new(State {
+                history: VecDeque::new(),
+                history_bytes: 0,
+                next_seq: 1,
+                subscribers: 0,
+                evicted: HashMap::new(),
+                evicted_floor: 0,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            run: new_run_id(),
+            max_events: DEFAULT_HISTORY_EVENTS,
+            max_bytes: DEFAULT_HISTORY_BYTES,
+            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
+        }
+    }
+
+    /// Keeps at most `events` events and `bytes` bytes of encoded frames in the
+    /// history, dropping the oldest first. The newest event is always kept,
+    /// even when it alone is larger than `bytes`. `events` is at least 1.
+    pub fn with_history(mut self, events: usize, bytes: usize) -> Hub {
+        self.max_events = events.max(1);
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Allows at most `count` subscriptions at once.
+    pub fn with_max_subscribers(mut self, count: usize) -> Hub {
+        self.max_subscribers = count;
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held leaves consistent state behind (every
+        // update is done before anything that can panic), so recover the guard.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Publishes one event on `topic` and returns its id.
+    ///
+    /// Fails with [`Error::BadTopic`] or [`Error::InvalidEvent`] (including when
+    /// the event already has an id: ids are assigned here).
+    pub fn publish(&self, topic: &str, event: Event) -> Result<String, Error> {
+        let mut ids = self.publish_batch(topic, vec![event])?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// Publishes several events on `topic`, in order, all or nothing: if any is
+    /// invalid none is published. Returns their ids, which are consecutive.
+    pub fn publish_batch(&self, topic: &str, events: Vec<Event>) -> Result<Vec<String>, Error> {
+        check_topic(topic)?;
+        let mut bodies = Vec::with_capacity(events.len());
+        for event in &events {
+            if event.id.is_some() {
+                return Err(Error::InvalidEvent("ids are assigned by the server"));
+            }
+            event.validate()?;
+            // Encode everything but the id line outside the lock.
+            bodies.push(event.encode());
+        }
+        let topic: Arc<str> = Arc::from(topic);
+        let mut ids = Vec::with_capacity(bodies.len());
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        for body in bodies {
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            let id = format!("{}-{seq}", self.run);
+            let mut frame = Vec::with_capacity(id.len() + 5 + body.len());
+            frame.extend_from_slice(b"id: ");
+            frame.extend_from_slice(id.as_bytes());
+            frame.push(b'\n');
+            frame.extend_from_slice(&body);
+            state.history_bytes += frame.len();
+            state.history.push_back(Entry {
+                topic: Arc::clone(&topic),
+                frame: frame.into_boxed_slice(),
+            });
+            self.evict(&mut state);
+            ids.push(id);
+        }
+        drop(state);
+        self.wake.notify_all();
+        Ok(ids)
+    }
+
+    fn evict(&self, state: &mut State) {
+        while state.history.len() > 1
+            && (state.history.len() > self.max_events || state.history_bytes > self.max_bytes)
+        {
+            let seq = state.first_seq();
+            let Some(entry) = state.history.pop_front() else { break };
+            state.history_bytes -= entry.frame.len();
+            if state.evicted.len() >= MAX_TRACKED_TOPICS && !state.evicted.contains_key(&entry.topic) {
+                state.evicted.clear();
+                state.evicted_floor = seq;
+            }
+            state.evicted.insert(entry.topic, seq);
+        }
+    }
+
+    /// Subscribes to `topics` (`None`: all topics), resuming after `last_id`
+    /// when given.
+    ///
+    /// Without `last_id` the subscription gets only events published from now
+    /// on. With an id still in the history it gets every matching event after
+    /// it. With an unknown id (too old, or from another run) it first gets a
+    /// `gap` event whose data is that id, then the whole matching history.
+    ///
+    /// Fails with [`Error::BadTopic`], with [`Error::Full`] at the subscriber
+    /// limit, and with [`Error::Closed`] after [`Hub::close`].
+    pub fn subscribe(
+        self: &Arc<Self>,
+        topics: Option<Vec<String>>,
+        last_id: Option<&str>,
+    ) -> Result<Subscription, Error> {
+        if let Some(topics) = &topics {
+            for topic in topics {
+                check_topic(topic)?;
+            }
+        }
+        let last_id = last_id.filter(|id| !id.is_empty());
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        if state.subscribers >= self.max_subscribers {
+            return Err(Error::Full);
+        }
+        state.subscribers += 1;
+        let first_seq = state.first_seq();
+        let mut pending = Vec::new();
+        let (cursor, last_sent) = match last_id {
+            None => (state.next_seq - 1, None),
+            Some(id) => match self.parse_id(id) {
+                // `seq == first_seq - 1` was evicted, but everything after it is
+                // still here, so nothing is lost.
+                Some(seq) if seq + 1 >= first_seq && seq < state.next_seq => (seq, Some(seq)),
+                _ => {
+                    Event::new(id).with_event("gap").encode_into(&mut pending);
+                    (first_seq - 1, None)
+                }
+            },
+        };
+        drop(state);
+        Ok(Subscription {
+            hub: Arc::clone(self),
+            topics: topics.map(|topics| topics.into_iter().map(Arc::from).collect()),
+            cursor,
+            last_sent,
+            pending,
+        })
+    }
+
+    /// Ends every subscription: each [`Subscription::next`] returns
+    /// [`Next::Closed`], and publishing and subscribing fail with
+    /// [`Error::Closed`].
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+
+    /// Figures about the hub now.
+    pub fn stats(&self) -> HubStats {
+        let state = self.lock();
+        HubStats {
+            subscribers: state.subscribers,
+            published: state.next_seq - 1,
+            history_len: state.history.len(),
+            history_bytes: state.history_bytes,
+        }
+    }
+
+    fn parse_id(&self, id: &str) -> Option<u64> {
+        let (run, seq) = id.split_once('-')?;
+        if run.parse::<u64>().ok()? != self.run || !seq.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        seq.parse().ok()
+    }
+
+    fn format_id(&self, seq: u64) -> String {
+        format!("{}-{seq}", self.run)
+    }
+}
+
+/// What [`Subscription::next`] produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Frames were appended: this many events (a `gap` event counts as one).
+    Events(usize),
+    /// Nothing for this subscription within the timeout: time for a heartbeat.
+    Idle,
+    /// The hub was closed.
+    Closed,
+}
+
+/// One subscriber's position in the hub. Dropping it frees its slot.
+#[derive(Debug)]
+pub struct Subscription {
+    hub: Arc<Hub>,
+    /// `None`: all topics.
+    topics: Option<Box<[Arc<str>]>>,
+    /// Seq of the last event looked at (sent or skipped).
+    cursor: u64,
+    /// Seq of the last event sent (or the id the client resumed from).
+    last_sent: Option<u64>,
+    /// Frames to send before anything else (the `gap` for an unknown last id).
+    pending: Vec<u8>,
+}
+
+impl Subscription {
+    /// Waits up to `timeout` for events for this subscription and appends their
+    /// frames to `out`, at most about [`MAX_BATCH_BYTES`] per call.
+    ///
+    /// A subscription that fell so far behind that events for it left the
+    /// history first gets a `gap` event (data: the id of the last event it was
+    /// sent, empty if none), then continues from the oldest event held.
+    pub fn next(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Next {
+        // The guard must not borrow `self`, which `collect` changes.
+        let hub = Arc::clone(&self.hub);
+        if !self.pending.is_empty() {
+            out.append(&mut self.pending);
+            return Next::Events(1 + self.collect(out, &hub.lock()));
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let mut state = hub.lock();
+        loop {
+            let remaining = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => Duration::MAX,
+            };
+            let cursor = self.cursor;
+            let (guard, _) = hub
+                .wake
+                .wait_timeout_while(state, remaining, |state| {
+                    !state.closed && state.next_seq <= cursor + 1
+                })
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = guard;
+            if state.closed {
+                return Next::Closed;
+            }
+            if state.next_seq <= self.cursor + 1 {
+                return Next::Idle;
+            }
+            let mut events = 0;
+            if self.cursor + 1 < state.first_seq() {
+                if self.missed_events(&state) {
+                    let last = self.last_sent.map(|seq| self.hub.format_id(seq));
+                    Event::new(last.unwrap_or_default()).with_event("gap").encode_into(out);
+                    events += 1;
+                }
+                self.cursor = state.first_seq() - 1;
+            }
+            events += self.collect(out, &state);
+            if events > 0 {
+                return Next::Events(events);
+            }
+            // Only events for other topics arrived: keep waiting until the deadline.
+        }
+    }
+
+    /// Appends matching frames after the cursor (at most about a batch), moving
+    /// the cursor past every event looked at. Returns the number appended.
+    fn collect(&mut self, out: &mut Vec<u8>, state: &State) -> usize {
+        let first_seq = state.first_seq();
+        let start = (self.cursor + 1).max(first_seq);
+        let mut events = 0;
+        for seq in start..state.next_seq {
+            if out.len() >= MAX_BATCH_BYTES {
+                break;
+            }
+            let entry = &state.history[(seq - first_seq) as usize];
+            self.cursor = seq;
+            if self.wants(&entry.topic) {
+                out.extend_from_slice(&entry.frame);
+                self.last_sent = Some(seq);
+                events += 1;
+            }
+        }
+        events
+    }
+
+    fn wants(&self, topic: &str) -> bool {
+        match &self.topics {
+            None => true,
+            Some(topics) => topics.iter().any(|wanted| &**wanted == topic),
+        }
+    }
+
+    /// Whether an event for this subscription left the history unsent.
+    fn missed_events(&self, state: &State) -> bool {
+        match &self.topics {
+            None => true,
+            Some(topics) => {
+                state.evicted_floor > self.cursor
+                    || topics
+                        .iter()
+                        .any(|topic| state.evicted.get(topic).is_some_and(|&seq| seq > self.cursor))
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut state = self.hub.lock();
+        state.subscribers = state.subscribers.saturating_sub(1);
+    }
+}
+
+/// Checks a topic name: 1 to [`MAX_TOPIC_BYTES`] characters of
+/// `A-Z a-z 0-9 - _ . ~ : /`.
+///
+/// ```
+/// assert!(tinysse::hub::check_topic("rooms/lobby").is_ok());
+/// assert!(tinysse::hub::check_topic("").is_err());
+/// assert!(tinysse::hub::check_topic("a b").is_err());
+/// ```
+pub fn check_topic(topic: &str) -> Result<(), Error> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.~:/".contains(&b);
+    if topic.is_empty() || topic.len() > MAX_TOPIC_BYTES || !topic.bytes().all(allowed) {
+        return Err(Error::BadTopic);
+    }
+    Ok(())
+}
+
+/// The start time in milliseconds, made strictly greater than any earlier run id
+/// in this process, so that two hubs never share ids. Across processes the
+/// clock does it: a restart takes longer than a millisecond.
+fn new_run_id() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as u64)
+        .unwrap_or(0);
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let run = now.max(last + 1);
+        match LAST.compare_exchange(last, run, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return run,
+            Err(current) => last = current,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Duration = Duration::ZERO;
+
+    fn hub(events: usize, bytes: usize) -> Arc<Hub> {
+        Arc::new(Hub::new().with_history(events, bytes))
+    }
+
+    fn topics(names: &[&str]) -> Option<Vec<String>> {
+        Some(names.iter().map(|name| name.to_string()).collect())
+    }
+
+    /// Everything the subscription has now, as text.
+    fn drain(subscription: &mut Subscription) -> String {
+        let mut out = Vec::new();
+        while let Next::Events(_) = subscription.next(&mut out, NOW) {}
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn ids_grow_and_differ_between_hubs() {
+        let first = hub(10, 1 << 20);
+        let a = first.publish("t", Event::new("a")).unwrap();
+        let b = first.publish("u", Event::new("b")).unwrap();
+        assert_eq!(first.parse_id(&a).unwrap() + 1, first.parse_id(&b).unwrap());
+        let second = hub(10, 1 << 20);
+        let c = second.publish("t", Event::new("a")).unwrap();
+        assert_ne!(a, c);
+        assert_eq!(second.parse_id(&a), None);
+    }
+
+    #[test]
+    fn live_subscriber_gets_only_new_matching_events() {
+        let hub = hub(10, 1 << 20);
+        hub.publish("a", Event::new("before")).unwrap();
+        let mut sub = hub.subscribe(topics(&["a"]), None).unwrap();
+        let id = hub.publish("a", Event::new("one")).unwrap();
+        hub.publish("b", Event::new("other")).unwrap();
+        assert_eq!(drain(&mut sub), format!("id: {id}\ndata: one\n\n"));
+        assert_eq!(sub.next(&mut Vec::new(), NOW), Next::Idle);
+    }
+
+    #[test]
+    fn resume_replays_after_the_id() {
+        let hub = hub(10, 1 << 20);
+        let first = hub.publish("a", Event::new("1")).unwrap();
+        let second = hub.publish("a", Event::new("2")).unwrap();
+        let mut sub = hub.subscribe(None, Some(&first)).unwrap();
+        assert_eq!(drain(&mut sub), format!("id: {second}\ndata: 2\n\n"));
+    }
+
+    #[test]
+    fn unknown_id_gets_gap_then_history() {
+        let hub = hub(2, 1 << 20);
+        let old = hub.publish("a", Event::new("1")).unwrap();
+        hub.publish("a", Event::new("2")).unwrap();
+        let third = hub.publish("a", Event::new("3")).unwrap();
+        let fourth = hub.publish("a", Event::new("4")).unwrap();
+        let expected = format!(
+            "event: gap\ndata: {old}\n\nid: {third}\ndata: 3\n\nid: {fourth}\ndata: 4\n\n"
+        );
+        assert_eq!(drain(&mut hub.subscribe(None, Some(&old)).unwrap()), expected);
+        let foreign = drain(&mut hub.subscribe(None, Some("12-1")).unwrap());
+        assert!(foreign.starts_with("event: gap\ndata: 12-1\n\n"), "{foreign}");
+    }
+
+    #[test]
+    fn history_is_bounded_by_bytes_but_keeps_the_newest() {
+        let hub = hub(100, 10);
+        hub.publish("a", Event::new("a long event")).unwrap();
+        hub.publish("a", Event::new("another long event")).unwrap();
+        let stats = hub.stats();
+        assert_eq!(stats.history_len, 1);
+        assert!(stats.history_bytes > 10);
+    }
+
+    #[test]
+    fn slow_subscriber_gets_gap_only_for_its_topics() {
+        let hub = hub(2, 1 << 20);
+        let mut quiet = hub.subscribe(topics(&["quiet"]), None).unwrap();
+        let mut busy = hub.subscribe(topics(&["busy"]), None).unwrap();
+        let mut ids = Vec::new();
+        for n in 0..5 {
+            ids.push(hub.publish("busy", Event::new(n.to_string())).unwrap());
+        }
+        assert_eq!(drain(&mut quiet), "");
+        let expected = format!("event: gap\ndata: \n\nid: {}\ndata: 3\n\nid: {}\ndata: 4\n\n", ids[3], ids[4]);
+        assert_eq!(drain(&mut busy), expected);
+    }
+
+    #[test]
+    fn batches_are_all_or_nothing_and_consecutive() {
+        let hub = hub(10, 1 << 20);
+        let bad = vec![Event::new("ok"), Event::new("x").with_event("a\nb")];
+        assert!(hub.publish_batch("t", bad).is_err());
+        assert_eq!(hub.stats().published, 0);
+        let ids = hub.publish_batch("t", vec![Event::new("1"), Event::new("2")]).unwrap();
+        assert_eq!(hub.parse_id(&ids[0]).unwrap() + 1, hub.parse_id(&ids[1]).unwrap());
+    }
+
+    #[test]
+    fn subscriber_limit_and_slot_release() {
+        let hub = Arc::new(Hub::new().with_max_subscribers(1));
+        let first = hub.subscribe(None, None).unwrap();
+        assert!(matches!(hub.subscribe(None, None), Err(Error::Full)));
+        drop(first);
+        assert!(hub.subscribe(None, None).is_ok());
+    }
+
+    #[test]
+    fn close_wakes_waiting_subscribers() {
+        let hub = hub(10, 1 << 20);
+        let mut sub = hub.subscribe(None, None).unwrap();
+        let waiter = std::thread::spawn(move || sub.next(&mut Vec::new(), Duration::from_secs(30)));
+        hub.close();
+        assert_eq!(waiter.join().unwrap(), Next::Closed);
+    }
+
+    #[test]
+    fn topics_are_checked() {
+        for good in ["a", "A-z_0.9~:/", &"x".repeat(MAX_TOPIC_BYTES)] {
+            assert!(check_topic(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "é", "a?b", &"x".repeat(MAX_TOPIC_BYTES + 1)] {
+            assert!(check_topic(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,722 @@
+//! The server: a blocking accept loop, one thread per connection, routing, the
+//! subscriber loop, connection caps and a clean shutdown.
+//!
+//! Threads: one accept thread (the caller's, in [`Server::run`]), one
+//! `tinysse-conn` thread per open connection (at most
+//! [`Config::max_connections`]) and a few short-lived `tinysse-reject` threads
+//! that answer 503 past that cap. [`Handle::shutdown`] ends and joins them all.
+
+// Implementation notes
+//
+// Each connection thread owns its `Conn` and loops over requests until the
+// client closes, asks to close, or an error closes it. `GET /events` takes the
+// thread over for the life of the stream: it waits on the hub's condvar (via
+// `Subscription::next`) and writes what it gets, outside the hub lock.
+//
+// Shutdown: `Handle::shutdown` sets a flag, closes the hub (every subscriber
+// wakes up, writes a last jittered `retry:` and leaves) and wakes the accept
+// loop with a connection to itself. `run` then gives the connection threads
+// `SHUTDOWN_GRACE` to finish on their own, shuts down the sockets of the rest
+// (a stalled write or an idle keep-alive read returns at once), and joins
+// every thread.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::Error;
+use crate::config::Config;
+use crate::event::{comment_frame, retry_frame};
+use crate::http::{Conn, Framing, Request, Response};
+use crate::hub::{Hub, Next, Subscription};
+use crate::metrics::{DropReason, Metrics};
+use crate::publish::read_publication;
+
+/// Stack size of a connection thread. A connection thread runs shallow code
+/// (head parsing, one hub call, a write) that keeps every buffer on the heap;
+/// 64 KiB leaves room for debug builds and formatting, while the default
+/// 2 MiB would reserve (not touch) 32 times more address space per subscriber.
+pub const CONNECTION_STACK_BYTES: usize = 64 * 1024;
+/// Time the connection threads get to finish by themselves at shutdown before
+/// their sockets are shut down under them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+/// How often an idle stream with heartbeats off checks that its client is
+/// still connected.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// Threads answering 503 past the connection cap at once; past it the
+/// connection is closed without an answer.
+const MAX_REJECT_THREADS: usize = 8;
+/// A subscriber's write buffer larger than this after a burst is freed, so an
+/// idle subscriber holds little memory.
+const IDLE_BUFFER_BYTES: usize = 16 * 1024;
+/// The demo page served at `/`.
+const DEMO_PAGE: &str = include_str!("demo.html");
+
+/// A bound server, ready to [`run`](Server::run) or [`start`](Server::start).
+///
+/// ```no_run
+/// use tinysse::{Config, Server};
+///
+/// let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+/// let server = Server::bind(config)?.start()?;
+/// println!("listening on {}", server.local_addr());
+/// server.hub().publish("default", tinysse::Event::new("hello"))?;
+/// server.shutdown(); // stops, and joins every thread
+/// # Ok::<(), tinysse::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+/// State shared by the accept loop, the connection threads and handles.
+#[derive(Debug)]
+struct Shared {
+    config: Config,
+    hub: Arc<Hub>,
+    metrics: Metrics,
+    local_addr: SocketAddr,
+    /// Publishing without a token is allowed (the listen address is loopback).
+    open_publish: bool,
+    shutting_down: AtomicBool,
+    /// Threads answering 503 now.
+    rejecting: AtomicUsize,
+    /// Guards a clone of each open connection's socket, by connection number,
+    /// so that shutdown can unblock threads stuck in a read or a write.
+    sockets: Mutex<HashMap<u64, TcpStream>>,
+}
+
+impl Shared {
+    fn sockets(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
+        self.sockets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn log(&self, line: std::fmt::Arguments<'_>) {
+        if !self.config.quiet {
+            eprintln!("tinysse: {line}");
+        }
+    }
+
+    fn log_error(&self, line: std::fmt::Arguments<'_>) {
+        eprintln!("tinysse: error: {line}");
+    }
+}
+
+/// Stops a running server from any thread. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// Starts a shutdown: stops accepting, sends every stream a last jittered
+    /// `retry:` and closes it. Returns at once; [`Server::run`] returns when
+    /// every thread has been joined.
+    pub fn shutdown(&self) {
+        if self.shared.shutting_down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.shared.hub.close();
+        // Wake the accept loop, blocked in `accept`, with a connection to itself.
+        let _ = TcpStream::connect_timeout(&wake_address(self.shared.local_addr), Duration::from_secs(1));
+    }
+}
+
+/// A server running on its own accept thread (from [`Server::start`]).
+#[derive(Debug)]
+pub struct Running {
+    handle: Handle,
+    thread: JoinHandle<Result<(), Error>>,
+}
+
+impl Running {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.shared.local_addr
+    }
+
+    /// The server's hub, to publish from the same process.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.handle.shared.hub
+    }
+
+    /// A handle that can stop the server from another thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Shuts the server down and waits until every thread it started has ended.
+    pub fn shutdown(self) -> Result<(), Error> {
+        self.handle.shutdown();
+        self.thread.join().unwrap_or(Ok(()))
+    }
+}
+
+impl Server {
+    /// Binds `config.listen` and makes the hub. Nothing runs until
+    /// [`run`](Server::run) or [`start`](Server::start).
+    pub fn bind(config: Config) -> Result<Server, Error> {
+        let hub = Hub::new()
+            .with_history(config.history, config.history_bytes)
+            .with_max_subscribers(config.max_subscribers);
+        Server::with_hub(config, Arc::new(hub))
+    }
+
+    /// Like [`bind`](Server::bind), with a hub made by the caller (its own
+    /// limits apply, not those in `config`).
+    pub fn with_hub(config: Config, hub: Arc<Hub>) -> Result<Server, Error> {
+        let listener = TcpListener::bind(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        let open_publish = local_addr.ip().is_loopback();
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                config,
+                hub,
+                metrics: Metrics::default(),
+                local_addr,
+                open_publish,
+                shutting_down: AtomicBool::new(false),
+                rejecting: AtomicUsize::new(0),
+                sockets: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The server's hub, to publish from the same process.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.shared.hub
+    }
+
+    /// A handle that can stop the server from another thread.
+    pub fn handle(&self) -> Handle {
+        Handle { shared: Arc::clone(&self.shared) }
+    }
+
+    /// Why publishing is refused without a token, if it is (for the startup message).
+    pub fn publish_warning(&self) -> Option<String> {
+        if self.shared.config.token.is_some() || self.shared.open_publish {
+            return None;
+        }
+        Some(format!(
+            "{} is not a loopback address and no --token is set, so POST /publish answers 403; \
+             set --token to publish from the network",
+            self.shared.local_addr.ip()
+        ))
+    }
+
+    /// Runs the server on a new `tinysse-accept` thread.
+    pub fn start(self) -> Result<Running, Error> {
+        let handle = self.handle();
+        let thread = thread::Builder::new().name("tinysse-accept".to_string()).spawn(move || self.run())?;
+        Ok(Running { handle, thread })
+    }
+
+    /// Accepts connections on this thread until [`Handle::shutdown`]; then
+    /// closes every connection and joins every thread before returning.
+    pub fn run(self) -> Result<(), Error> {
+        let shared = &self.shared;
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let mut next_id: u64 = 0;
+        for stream in self.listener.incoming() {
+            if shared.shutting_down.load(Ordering::SeqCst) {
+                break;
+            }
+            let stream = match stream {
+                Ok(stream) => stream,
+                Err(err) => {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    shared.log_error(format_args!("accept: {err}"));
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            threads.retain(|thread| !thread.is_finished());
+            if shared.metrics.connections() >= shared.config.max_connections() as u64 {
+                reject(shared, stream, &mut threads);
+                continue;
+            }
+            next_id += 1;
+            match spawn_connection(shared, stream, next_id) {
+                Ok(thread) => threads.push(thread),
+                Err(err) => shared.log_error(format_args!("cannot start a connection thread: {err}")),
+            }
+        }
+        self.handle().shutdown();
+        drop(self.listener);
+        // Let streams send their last `retry:` and publishers finish.
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while threads.iter().any(|thread| !thread.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        for socket in shared.sockets().values() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        for thread in threads {
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+}
+
+/// Where to connect to wake an accept loop listening on `addr`.
+fn wake_address(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// Counts a connection in and out, and keeps its socket reachable for shutdown.
+struct ConnectionGuard {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.shared.sockets().remove(&self.id);
+        self.shared.metrics.connection_closed();
+    }
+}
+
+fn spawn_connection(shared: &Arc<Shared>, stream: TcpStream, id: u64) -> io::Result<JoinHandle<()>> {
+    shared.sockets().insert(id, stream.try_clone()?);
+    shared.metrics.connection_opened();
+    let guard = ConnectionGuard { shared: Arc::clone(shared), id };
+    let result = thread::Builder::new()
+        .name("tinysse-conn".to_string())
+        .stack_size(CONNECTION_STACK_BYTES)
+        .spawn(move || {
+            let shared = Arc::clone(&guard.shared);
+            serve_connection(&shared, stream);
+            drop(guard);
+        });
+    // On failure the closure (and so the guard) was dropped: the count is right.
+    result
+}
+
+/// Past the connection cap: answer 503 on a short-lived thread, or close at once.
+fn reject(shared: &Arc<Shared>, stream: TcpStream, threads: &mut Vec<JoinHandle<()>>) {
+    if shared.rejecting.fetch_add(1, Ordering::SeqCst) >= MAX_REJECT_THREADS {
+        shared.rejecting.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    let worker = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("tinysse-reject".to_string())
+        .stack_size(CONNECTION_STACK_BYTES)
+        .spawn(move || {
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let mut conn = Conn::new(stream);
+            // Read the request first so that closing does not reset the
+            // connection under the answer.
+            let _ = conn.read_head(Duration::from_secs(1));
+            let seconds = jittered(worker.config.retry_ms).div_ceil(1000);
+            let response = Response::text(503, "too many connections, try again later\n")
+                .with_header("Retry-After", seconds.to_string());
+            worker.metrics.request(503);
+            let _ = response.write_to(&mut conn.stream, false, false);
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            worker.rejecting.fetch_sub(1, Ordering::SeqCst);
+        });
+    match spawned {
+        Ok(thread) => threads.push(thread),
+        Err(_) => {
+            shared.rejecting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// What a handled request leaves the connection as.
+enum After {
+    KeepAlive,
+    Close,
+}
+
+fn serve_connection(shared: &Arc<Shared>, stream: TcpStream) {
+    let peer = stream.peer_addr().map(|addr| addr.to_string()).unwrap_or_default();
+    // Events go out as soon as they are written; no Nagle delay.
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(shared.config.write_timeout));
+    let mut conn = Conn::new(stream);
+    let mut first = true;
+    while !shared.shutting_down.load(Ordering::SeqCst) {
+        let request = match conn.read_head(shared.config.head_timeout) {
+            Ok(Some(request)) => request,
+            // Closed, or a keep-alive connection idle for the whole timeout.
+            Ok(None) if !first => return,
+            Ok(None) => {
+                // A first request never started: 408 only if the client is
+                // still there (it may just have closed).
+                respond_error(shared, &mut conn, &Error::HeadTimeout, None);
+                return;
+            }
+            Err(Error::Io(_)) => return,
+            Err(err) => {
+                respond_error(shared, &mut conn, &err, None);
+                return;
+            }
+        };
+        first = false;
+        match handle_request(shared, &mut conn, &request, &peer) {
+            After::KeepAlive => {}
+            After::Close => return,
+        }
+    }
+}
+
+fn respond_error(shared: &Shared, conn: &mut Conn<TcpStream>, err: &Error, request: Option<&Request>) {
+    let mut response = Response::error(err);
+    if let Some(request) = request {
+        response.headers.extend(cors_headers(shared, request));
+    }
+    if matches!(err, Error::Unauthorized) {
+        response = response.with_header("WWW-Authenticate", "Bearer");
+    }
+    send(shared, conn, &response, false, false);
+}
+
+fn send(shared: &Shared, conn: &mut Conn<TcpStream>, response: &Response, head_only: bool, keep_alive: bool) -> bool {
+    shared.metrics.request(response.status);
+    shared.metrics.sent(response.body.len());
+    response.write_to(&mut conn.stream, head_only, keep_alive).is_ok()
+}
+
+fn handle_request(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request, peer: &str) -> After {
+    let framing = match request.body_framing() {
+        Ok(framing) => framing,
+        Err(err) => {
+            respond_error(shared, conn, &err, Some(request));
+            return After::Close;
+        }
+    };
+    let method = request.method.as_str();
+    let allow = match request.path.as_str() {
+        "/events" => "GET, OPTIONS",
+        "/publish" => "POST, OPTIONS",
+        "/" | "/healthz" | "/metrics" => "GET, HEAD, OPTIONS",
+        "*" if method == "OPTIONS" => "GET, HEAD, POST, OPTIONS",
+        _ => "",
+    };
+    // Only publish reads a body; after any other request with a body the
+    // connection closes rather than guess where the next request starts.
+    let keep_alive = request.keep_alive() && (framing == Framing::None || framing == Framing::Length(0));
+    let response = match (request.path.as_str(), method) {
+        (_, _) if allow.is_empty() => Response::text(404, "not found\n"),
+        (_, "OPTIONS") => preflight(shared, request, allow),
+        ("/events", "GET") => return subscribe(shared, conn, request, peer),
+        ("/publish", "POST") => return publish(shared, conn, request, framing),
+        ("/", "GET" | "HEAD") => Response::text(200, DEMO_PAGE).with_header("Content-Type", "text/html; charset=utf-8"),
+        ("/healthz", "GET" | "HEAD") => Response::text(200, "ok\n"),
+        ("/metrics", "GET" | "HEAD") => Response::text(200, shared.metrics.render(&shared.hub.stats()))
+            .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+        _ => Response::text(405, format!("method {method} not allowed; allowed: {allow}\n")).with_header("Allow", allow),
+    };
+    let mut response = response.with_cors(cors_headers(shared, request));
+    dedupe_content_type(&mut response);
+    if send(shared, conn, &response, method == "HEAD", keep_alive) && keep_alive {
+        After::KeepAlive
+    } else {
+        After::Close
+    }
+}
+
+impl Response {
+    fn with_cors(mut self, headers: Vec<(&'static str, String)>) -> Response {
+        self.headers.extend(headers);
+        self
+    }
+}
+
+/// `Response::text` sets a plain-text type; a later `Content-Type` replaces it.
+fn dedupe_content_type(response: &mut Response) {
+    let types = response.headers.iter().filter(|(name, _)| *name == "Content-Type").count();
+    if types > 1 {
+        if let Some(first) = response.headers.iter().position(|(name, _)| *name == "Content-Type") {
+            response.headers.remove(first);
+        }
+    }
+}
+
+/// CORS headers for a request whose `Origin` is allowed by `--cors-origin`.
+fn cors_headers(shared: &Shared, request: &Request) -> Vec<(&'static str, String)> {
+    let origins = &shared.config.cors_origins;
+    let Some(origin) = request.header("origin") else { return Vec::new() };
+    if origins.iter().any(|allowed| allowed == "*") {
+        vec![("Access-Control-Allow-Origin", "*".to_string())]
+    } else if origins.iter().any(|allowed| allowed == origin) {
+        vec![
+            ("Access-Control-Allow-Origin", origin.to_string()),
+            ("Access-Control-Allow-Credentials", "true".to_string()),
+            ("Vary", "Origin".to_string()),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `OPTIONS`: a CORS preflight answer when the origin is allowed, else 204 with `Allow`.
+fn preflight(shared: &Shared, request: &Request, allow: &str) -> Response {
+    let mut response = Response::text(204, "").with_header("Allow", allow);
+    let cors = cors_headers(shared, request);
+    if !cors.is_empty() {
+        response = response
+            .with_cors(cors)
+            .with_header("Access-Control-Allow-Methods", "GET, POST")
+            .with_header("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+            .with_header("Access-Control-Max-Age", "86400");
+    }
+    response.headers.retain(|(name, _)| *name != "Content-Type");
+    response
+}
+
+/// The token in `Authorization: Bearer <token>`, if any.
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request.header("authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Compares without stopping at the first difference, so the time taken does
+/// not tell an attacker how much of a guess was right.
+fn same_token(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    let mut difference = given.len() ^ expected.len();
+    for (index, &byte) in expected.iter().enumerate() {
+        difference |= usize::from(byte ^ given.get(index).copied().unwrap_or(!byte));
+    }
+    difference == 0
+}
+
+fn publish(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request, framing: Framing) -> After {
+    let refuse = |conn: &mut Conn<TcpStream>, err: Error| {
+        respond_error(shared, conn, &err, Some(request));
+        After::Close
+    };
+    match &shared.config.token {
+        Some(token) if !bearer(request).is_some_and(|given| same_token(given, token)) => {
+            return refuse(conn, Error::Unauthorized);
+        }
+        None if !shared.open_publish => return refuse(conn, Error::Forbidden),
+        _ => {}
+    }
+    match framing {
+        Framing::None => return refuse(conn, Error::LengthRequired),
+        Framing::Length(length) if length > shared.config.max_body as u64 => return refuse(conn, Error::BodyTooLarge),
+        _ => {}
+    }
+    if request.expects_continue() && conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
+        return After::Close;
+    }
+    let body = match conn.read_body(framing, shared.config.max_body) {
+        Ok(body) => body,
+        Err(Error::Io(_)) => return After::Close,
+        Err(err) => return refuse(conn, err),
+    };
+    // The body has been read: the connection stays usable after a 400.
+    let result = request
+        .query_pairs()
+        .and_then(|query| read_publication(request.header("content-type"), &query, &body))
+        .and_then(|publication| shared.hub.publish_batch(&publication.topic, publication.events));
+    let response = match result {
+        Ok(ids) => Response::text(200, ids.join("\n") + "\n"),
+        Err(err) => Response::error(&err),
+    };
+    let response = response.with_cors(cors_headers(shared, request));
+    let keep_alive = request.keep_alive() && !shared.shutting_down.load(Ordering::SeqCst);
+    if send(shared, conn, &response, false, keep_alive) && keep_alive { After::KeepAlive } else { After::Close }
+}
+
+/// The subscription a `GET /events` asks for, or the error to answer.
+fn subscription_for(shared: &Arc<Shared>, request: &Request) -> Result<Subscription, Error> {
+    let query = request.query_pairs()?;
+    let value = |name: &str| query.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    if let Some(expected) = &shared.config.subscribe_token {
+        let given = value("token").or_else(|| bearer(request));
+        let allowed = given.is_some_and(|given| {
+            same_token(given, expected) || shared.config.token.as_deref().is_some_and(|publish| same_token(given, publish))
+        });
+        if !allowed {
+            return Err(Error::Unauthorized);
+        }
+    }
+    let topics: Vec<String> = query.iter().filter(|(key, _)| key == "topic").map(|(_, value)| value.clone()).collect();
+    let topics = if topics.is_empty() { None } else { Some(topics) };
+    // The header wins: it is what a reconnecting browser sends.
+    let last_id = request
+        .header("last-event-id")
+        .filter(|id| !id.is_empty())
+        .or_else(|| value("last_event_id"))
+        .or_else(|| value("lastEventId"));
+    shared.hub.subscribe(topics, last_id)
+}
+
+fn stream_head(shared: &Shared, request: &Request) -> Vec<u8> {
+    let mut head = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
+    );
+    for (name, value) in cors_headers(shared, request) {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.into_bytes()
+}
+
+fn subscribe(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request, peer: &str) -> After {
+    let mut subscription = match subscription_for(shared, request) {
+        Ok(subscription) => subscription,
+        Err(Error::Full) => {
+            // 200, so that browsers come back later instead of giving up; a
+            // jittered retry spreads the reconnections out.
+            let retry = jittered(shared.config.retry_ms);
+            let mut bytes = stream_head(shared, request);
+            bytes.extend_from_slice(format!("Retry-After: {}\r\n\r\n", retry.div_ceil(1000)).as_bytes());
+            bytes.extend_from_slice(&comment_frame("server full, try again later"));
+            bytes.extend_from_slice(&retry_frame(retry));
+            shared.metrics.request(200);
+            shared.metrics.dropped(DropReason::Full);
+            let _ = conn.stream.write_all(&bytes);
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            return After::Close;
+        }
+        Err(err) => {
+            respond_error(shared, conn, &err, Some(request));
+            return After::Close;
+        }
+    };
+    conn.release_buffer();
+    let mut bytes = stream_head(shared, request);
+    bytes.extend_from_slice(b"\r\n");
+    // "The body starts at once with retry: <ms> and a blank line."
+    bytes.extend_from_slice(&retry_frame(shared.config.retry_ms));
+    shared.metrics.request(200);
+    shared.log(format_args!("subscriber {peer} arrived ({})", describe_topics(request)));
+    let reason = stream_events(shared, &mut conn.stream, &mut subscription, bytes);
+    drop(subscription);
+    shared.log(format_args!("subscriber {peer} left ({reason})"));
+    After::Close
+}
+
+fn describe_topics(request: &Request) -> String {
+    let topics: Vec<String> = request
+        .query_pairs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| key == "topic")
+        .map(|(_, value)| value)
+        .collect();
+    if topics.is_empty() { "all topics".to_string() } else { format!("topics {}", topics.join(",")) }
+}
+
+/// The subscriber loop: write what the hub hands out, a heartbeat when idle.
+/// Returns why it ended.
+fn stream_events(shared: &Shared, stream: &mut TcpStream, subscription: &mut Subscription, first: Vec<u8>) -> &'static str {
+    let mut buffer = first;
+    let mut events = 0;
+    let heartbeat = shared.config.heartbeat;
+    loop {
+        if !buffer.is_empty() {
+            if let Err(err) = stream.write_all(&buffer) {
+                if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+                    shared.metrics.dropped(DropReason::WriteTimeout);
+                    shared.log_error(format_args!("dropped a subscriber that accepted nothing for the write timeout"));
+                    return "write timeout";
+                }
+                return "disconnected";
+            }
+            shared.metrics.delivered(events, buffer.len());
+            if buffer.capacity() > IDLE_BUFFER_BYTES {
+                buffer = Vec::new();
+            }
+            buffer.clear();
+        }
+        let wait = if heartbeat.is_zero() { IDLE_CHECK } else { heartbeat };
+        match subscription.next(&mut buffer, wait) {
+            Next::Events(count) => {
+                events = count;
+                if buffer.starts_with(b"event: gap\n") || buffer.windows(12).any(|w| w == b"\nevent: gap\n") {
+                    shared.metrics.gap();
+                }
+            }
+            Next::Idle if heartbeat.is_zero() => {
+                events = 0;
+                if peer_closed(stream) {
+                    return "disconnected";
+                }
+            }
+            Next::Idle => {
+                events = 0;
+                buffer.extend_from_slice(&comment_frame("heartbeat"));
+            }
+            Next::Closed => {
+                // A last jittered retry, so that clients do not all come back
+                // in the same second.
+                let _ = stream.write_all(&retry_frame(jittered(shared.config.retry_ms)));
+                shared.metrics.dropped(DropReason::Shutdown);
+                return "shutdown";
+            }
+        }
+    }
+}
+
+/// Whether the client has closed its end (a read would return end of stream).
+fn peer_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let closed = matches!(stream.peek(&mut byte), Ok(0));
+    let _ = stream.set_nonblocking(false);
+    closed
+}
+
+/// `millis` plus a random part of up to `millis` again (at least 1 s of spread).
+fn jittered(millis: u64) -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    let spread = millis.max(1000);
+    millis + hasher.finish() % spread
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_token("secret", "secret"));
+        assert!(!same_token("secreT", "secret"));
+        assert!(!same_token("secret2", "secret"));
+        assert!(!same_token("", "secret"));
+        assert!(!same_token("secret", ""));
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        for _ in 0..100 {
+            let value = jittered(3000);
+            assert!((3000..6000).contains(&value), "{value}");
+        }
+    }
+
+    #[test]
+    fn wake_address_is_reachable() {
+        assert_eq!(wake_address("0.0.0.0:80".parse().unwrap()), "127.0.0.1:80".parse().unwrap());
+        assert_eq!(wake_address("[::]:80".parse().unwrap()), "[::1]:80".parse().unwrap());
+        assert_eq!(wake_address("10.0.0.1:80".parse().unwrap()), "10.0.0.1:80".parse().unwrap());
+    }
+}
