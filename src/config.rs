@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::Error;
-use crate::hub::{DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_EVENTS, DEFAULT_MAX_SUBSCRIBERS, check_topic};
 use crate::http::{DEFAULT_MAX_BODY, HEAD_TIMEOUT};
+use crate::hub::{
+    DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_EVENTS, DEFAULT_MAX_SUBSCRIBERS, check_topic,
+};
 
 /// Default address: loopback only, so a fresh server is not reachable from the network.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -147,25 +149,34 @@ pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions
         let mut value = || -> Result<String, Error> {
             match inline.clone() {
                 Some(value) => Ok(value),
-                None => args.next().map(str::to_string).ok_or_else(|| usage(format!("{flag} needs a value"))),
+                None => args
+                    .next()
+                    .map(str::to_string)
+                    .ok_or_else(|| usage(format!("{flag} needs a value"))),
             }
         };
         match flag {
             "--help" | "-h" => return Ok(None),
             "--listen" => {
                 let text = value()?;
-                config.listen = text
-                    .parse()
-                    .map_err(|_| usage(format!("--listen: {text:?} is not an address like 127.0.0.1:8080 or [::1]:8080")))?;
+                config.listen = text.parse().map_err(|_| {
+                    usage(format!(
+                        "--listen: {text:?} is not an address like 127.0.0.1:8080 or [::1]:8080"
+                    ))
+                })?;
             }
             "--token" => config.token = Some(non_empty(flag, value()?)?),
             "--token-file" => token_file = Some(value()?),
             "--subscribe-token" => config.subscribe_token = Some(non_empty(flag, value()?)?),
             "--history" => config.history = at_least_one(flag, parse_count(flag, &value()?)?)?,
             "--history-bytes" => config.history_bytes = parse_size(flag, &value()?)?,
-            "--heartbeat" => config.heartbeat = Duration::from_secs(parse_count(flag, &value()?)? as u64),
+            "--heartbeat" => {
+                config.heartbeat = Duration::from_secs(parse_count(flag, &value()?)? as u64)
+            }
             "--retry" => config.retry_ms = parse_count(flag, &value()?)? as u64,
-            "--max-subscribers" => config.max_subscribers = at_least_one(flag, parse_count(flag, &value()?)?)?,
+            "--max-subscribers" => {
+                config.max_subscribers = at_least_one(flag, parse_count(flag, &value()?)?)?
+            }
             "--max-body" => config.max_body = parse_size(flag, &value()?)?,
             "--write-timeout" => {
                 let seconds = at_least_one(flag, parse_count(flag, &value()?)?)?;
@@ -176,27 +187,43 @@ pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions
             "--stdin-topic" => stdin_topic = Some(value()?),
             "--stdin-event" => stdin_event = Some(value()?),
             "--quiet" if inline.is_none() => config.quiet = true,
-            _ if flag.starts_with('-') => return Err(usage(format!("unknown flag {flag} (see tinysse serve --help)"))),
-            _ => return Err(usage(format!("unexpected argument {arg:?} (see tinysse serve --help)"))),
+            _ if flag.starts_with('-') => {
+                return Err(usage(format!(
+                    "unknown flag {flag} (see tinysse serve --help)"
+                )));
+            }
+            _ => {
+                return Err(usage(format!(
+                    "unexpected argument {arg:?} (see tinysse serve --help)"
+                )));
+            }
         }
     }
     if let Some(path) = token_file {
         if config.token.is_some() {
             return Err(usage("use --token or --token-file, not both".to_string()));
         }
-        let text = std::fs::read_to_string(&path).map_err(|err| usage(format!("--token-file {path}: {err}")))?;
-        let token = text.strip_suffix('\n').map(|rest| rest.strip_suffix('\r').unwrap_or(rest)).unwrap_or(&text);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|err| usage(format!("--token-file {path}: {err}")))?;
+        let token = text
+            .strip_suffix('\n')
+            .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
+            .unwrap_or(&text);
         config.token = Some(non_empty("--token-file", token.to_string())?);
     }
     if !stdin && (stdin_topic.is_some() || stdin_event.is_some()) {
-        return Err(usage("--stdin-topic and --stdin-event need --stdin".to_string()));
+        return Err(usage(
+            "--stdin-topic and --stdin-event need --stdin".to_string(),
+        ));
     }
     let stdin = if stdin {
         let topic = stdin_topic.unwrap_or_else(|| crate::publish::DEFAULT_TOPIC.to_string());
         check_topic(&topic).map_err(|err| usage(format!("--stdin-topic: {err}")))?;
         let event = stdin_event.unwrap_or_default();
         if event.contains(['\r', '\n']) {
-            return Err(usage("--stdin-event: must not contain CR or LF".to_string()));
+            return Err(usage(
+                "--stdin-event: must not contain CR or LF".to_string(),
+            ));
         }
         Some((topic, event))
     } else {
@@ -227,7 +254,8 @@ fn parse_count(flag: &str, text: &str) -> Result<usize, Error> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(usage(format!("{flag}: {text:?} is not a whole number")));
     }
-    text.parse().map_err(|_| usage(format!("{flag}: {text} is too large")))
+    text.parse()
+        .map_err(|_| usage(format!("{flag}: {text} is too large")))
 }
 
 /// A byte count, plain or with a `KiB`/`MiB` suffix.
@@ -239,11 +267,19 @@ fn parse_size(flag: &str, text: &str) -> Result<usize, Error> {
     } else {
         (text, 1)
     };
-    let bad = || usage(format!("{flag}: {text:?} is not a size like 65536, 64KiB or 4MiB"));
+    let bad = || {
+        usage(format!(
+            "{flag}: {text:?} is not a size like 65536, 64KiB or 4MiB"
+        ))
+    };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    digits.parse::<usize>().ok().and_then(|count| count.checked_mul(unit)).ok_or_else(bad)
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|count| count.checked_mul(unit))
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -261,15 +297,42 @@ mod tests {
     #[test]
     fn parses_every_flag() {
         let got = config(&[
-            "--listen", "[::1]:9000", "--token", "p", "--subscribe-token=s", "--history", "5",
-            "--history-bytes", "2MiB", "--heartbeat", "0", "--retry", "100", "--max-subscribers", "7",
-            "--max-body", "1KiB", "--write-timeout", "3", "--cors-origin", "*", "--cors-origin", "http://a", "--quiet",
+            "--listen",
+            "[::1]:9000",
+            "--token",
+            "p",
+            "--subscribe-token=s",
+            "--history",
+            "5",
+            "--history-bytes",
+            "2MiB",
+            "--heartbeat",
+            "0",
+            "--retry",
+            "100",
+            "--max-subscribers",
+            "7",
+            "--max-body",
+            "1KiB",
+            "--write-timeout",
+            "3",
+            "--cors-origin",
+            "*",
+            "--cors-origin",
+            "http://a",
+            "--quiet",
         ]);
         assert_eq!(got.listen, "[::1]:9000".parse().unwrap());
-        assert_eq!((got.token.as_deref(), got.subscribe_token.as_deref()), (Some("p"), Some("s")));
+        assert_eq!(
+            (got.token.as_deref(), got.subscribe_token.as_deref()),
+            (Some("p"), Some("s"))
+        );
         assert_eq!((got.history, got.history_bytes), (5, 2 * 1024 * 1024));
         assert_eq!((got.heartbeat, got.retry_ms), (Duration::ZERO, 100));
-        assert_eq!((got.max_subscribers, got.max_connections(), got.max_body), (7, 71, 1024));
+        assert_eq!(
+            (got.max_subscribers, got.max_connections(), got.max_body),
+            (7, 71, 1024)
+        );
         assert_eq!(got.write_timeout, Duration::from_secs(3));
         assert_eq!(got.cors_origins, vec!["*", "http://a"]);
         assert!(got.quiet);
@@ -278,8 +341,14 @@ mod tests {
 
     #[test]
     fn stdin_options() {
-        let options = parse_serve_args(&["--stdin", "--stdin-topic", "logs", "--stdin-event", "line"]).unwrap().unwrap();
-        assert_eq!(options.stdin, Some(("logs".to_string(), "line".to_string())));
+        let options =
+            parse_serve_args(&["--stdin", "--stdin-topic", "logs", "--stdin-event", "line"])
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            options.stdin,
+            Some(("logs".to_string(), "line".to_string()))
+        );
         let options = parse_serve_args(&["--stdin"]).unwrap().unwrap();
         assert_eq!(options.stdin, Some(("default".to_string(), String::new())));
         assert!(error(&["--stdin-topic", "x"]).contains("need --stdin"));

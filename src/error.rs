@@ -89,13 +89,13 @@ impl fmt::Display for Error {
             }
             Error::BodyTooLarge => f.write_str("request body too large"),
             Error::InvalidEvent(why) => write!(f, "invalid event: {why}"),
-            Error::BadTopic => f.write_str(
-                "bad topic: use 1-128 characters of A-Z a-z 0-9 - _ . ~ : /",
-            ),
+            Error::BadTopic => {
+                f.write_str("bad topic: use 1-128 characters of A-Z a-z 0-9 - _ . ~ : /")
+            }
             Error::Unauthorized => f.write_str("missing or wrong token"),
-            Error::Forbidden => f.write_str(
-                "publishing without --token is allowed only on a loopback address",
-            ),
+            Error::Forbidden => {
+                f.write_str("publishing without --token is allowed only on a loopback address")
+            }
             Error::EventTooLarge => f.write_str("event stream line or event too large"),
             Error::UnsupportedTransferEncoding => {
                 f.write_str("only Transfer-Encoding: chunked is supported")

@@ -175,7 +175,11 @@ impl<'a> Iterator for DataLines<'a> {
             }
             Some(at) => {
                 let line = &rest[..at];
-                let after = if rest[at..].starts_with("\r\n") { at + 2 } else { at + 1 };
+                let after = if rest[at..].starts_with("\r\n") {
+                    at + 2
+                } else {
+                    at + 1
+                };
                 self.rest = Some(&rest[after..]);
                 Some(line)
             }
@@ -194,9 +198,15 @@ mod tests {
     #[test]
     fn encodes_fields_in_order() {
         check(Event::new("x"), "data: x\n\n");
-        check(Event::new("a\nb").with_id("7"), "id: 7\ndata: a\ndata: b\n\n");
         check(
-            Event::new("x").with_id("1-2").with_event("tick").with_retry(500),
+            Event::new("a\nb").with_id("7"),
+            "id: 7\ndata: a\ndata: b\n\n",
+        );
+        check(
+            Event::new("x")
+                .with_id("1-2")
+                .with_event("tick")
+                .with_retry(500),
             "id: 1-2\nevent: tick\nretry: 500\ndata: x\n\n",
         );
         check(Event::new("x").with_event(""), "data: x\n\n");
@@ -206,7 +216,10 @@ mod tests {
     fn splits_data_on_every_line_ending() {
         check(Event::new(""), "data: \n\n");
         check(Event::new("\n"), "data: \ndata: \n\n");
-        check(Event::new("a\r\nb\rc\nd"), "data: a\ndata: b\ndata: c\ndata: d\n\n");
+        check(
+            Event::new("a\r\nb\rc\nd"),
+            "data: a\ndata: b\ndata: c\ndata: d\n\n",
+        );
         check(Event::new("a\r\n"), "data: a\ndata: \n\n");
         check(Event::new("a\n\rb"), "data: a\ndata: \ndata: b\n\n");
         check(Event::new("\r\r\n"), "data: \ndata: \ndata: \n\n");

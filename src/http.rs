@@ -81,13 +81,19 @@ impl Request {
                 .flat_map(|(_, value)| value.split(','))
                 .any(|item| item.trim().eq_ignore_ascii_case(token))
         };
-        if self.minor_version == 0 { has("keep-alive") } else { !has("close") }
+        if self.minor_version == 0 {
+            has("keep-alive")
+        } else {
+            !has("close")
+        }
     }
 
     /// Whether the client sent `Expect: 100-continue`.
     pub fn expects_continue(&self) -> bool {
         self.minor_version >= 1
-            && self.header("expect").is_some_and(|value| value.eq_ignore_ascii_case("100-continue"))
+            && self
+                .header("expect")
+                .is_some_and(|value| value.eq_ignore_ascii_case("100-continue"))
     }
 
     /// The decoded query parameters, in order.
@@ -122,7 +128,9 @@ impl Request {
             }
         }
         match (chunked, length) {
-            (true, Some(_)) => Err(Error::BadRequest("both Content-Length and Transfer-Encoding")),
+            (true, Some(_)) => Err(Error::BadRequest(
+                "both Content-Length and Transfer-Encoding",
+            )),
             (true, None) => Ok(Framing::Chunked),
             (false, Some(length)) => Ok(Framing::Length(length)),
             (false, None) => Ok(Framing::None),
@@ -154,7 +162,11 @@ pub struct Conn<S> {
 impl<S: Stream> Conn<S> {
     /// Wraps a stream.
     pub fn new(stream: S) -> Conn<S> {
-        Conn { stream, buf: Vec::new(), pos: 0 }
+        Conn {
+            stream,
+            buf: Vec::new(),
+            pos: 0,
+        }
     }
 
     /// Frees the read buffer (for a connection that will only be written to).
@@ -189,7 +201,10 @@ impl<S: Stream> Conn<S> {
             }
             Err(err) => {
                 self.buf.truncate(filled);
-                if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) {
                     Err(late())
                 } else {
                     Err(Error::Io(err))
@@ -210,7 +225,9 @@ impl<S: Stream> Conn<S> {
             // "In the interest of robustness, a server that is expecting to
             // receive and parse a request-line SHOULD ignore at least one empty
             // line (CRLF) received prior to the request-line." (RFC 9112 §2.2)
-            while self.buf[self.pos..].starts_with(b"\r\n") || self.buf[self.pos..].starts_with(b"\n") {
+            while self.buf[self.pos..].starts_with(b"\r\n")
+                || self.buf[self.pos..].starts_with(b"\n")
+            {
                 self.pos += if self.buf[self.pos] == b'\r' { 2 } else { 1 };
             }
             let unused = &self.buf[self.pos..];
@@ -248,7 +265,12 @@ impl<S: Stream> Conn<S> {
         }
     }
 
-    fn read_exact_into(&mut self, out: &mut Vec<u8>, count: usize, deadline: Instant) -> Result<(), Error> {
+    fn read_exact_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        count: usize,
+        deadline: Instant,
+    ) -> Result<(), Error> {
         let mut needed = count;
         while needed > 0 {
             if self.pos == self.buf.len() && self.fill(deadline, || Error::BodyTimeout)? == 0 {
@@ -269,7 +291,10 @@ impl<S: Stream> Conn<S> {
             let unused = &self.buf[self.pos..];
             if let Some(at) = unused[scanned..].iter().position(|&b| b == b'\n') {
                 let end = scanned + at;
-                let line = unused[..end].strip_suffix(b"\r").unwrap_or(&unused[..end]).to_vec();
+                let line = unused[..end]
+                    .strip_suffix(b"\r")
+                    .unwrap_or(&unused[..end])
+                    .to_vec();
                 self.pos += end + 1;
                 return Ok(line);
             }
@@ -290,12 +315,15 @@ impl<S: Stream> Conn<S> {
             let line = self.read_line(MAX_CHUNK_LINE_BYTES, deadline)?;
             let size_text = line.split(|&b| b == b';').next().unwrap_or(&[]);
             let size_text = trim_ascii(size_text);
-            if size_text.is_empty() || size_text.len() > 15 || !size_text.iter().all(u8::is_ascii_hexdigit) {
+            if size_text.is_empty()
+                || size_text.len() > 15
+                || !size_text.iter().all(u8::is_ascii_hexdigit)
+            {
                 return Err(Error::BadRequest("invalid chunk size"));
             }
-            let size = size_text
-                .iter()
-                .fold(0usize, |acc, &digit| acc * 16 + (digit as char).to_digit(16).unwrap_or(0) as usize);
+            let size = size_text.iter().fold(0usize, |acc, &digit| {
+                acc * 16 + (digit as char).to_digit(16).unwrap_or(0) as usize
+            });
             if size == 0 {
                 // last-chunk, then trailer-section CRLF: read and drop trailers.
                 let mut trailer_bytes = 0;
@@ -322,8 +350,14 @@ impl<S: Stream> Conn<S> {
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |at| at + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |at| at + 1);
     &bytes[start..end]
 }
 
@@ -342,7 +376,12 @@ fn find_head_end(bytes: &[u8]) -> Result<Option<usize>, Error> {
         return Ok(None);
     };
     let request_line = &bytes[..line_end];
-    if request_line.strip_suffix(b"\r").unwrap_or(request_line).len() > MAX_REQUEST_LINE_BYTES {
+    if request_line
+        .strip_suffix(b"\r")
+        .unwrap_or(request_line)
+        .len()
+        > MAX_REQUEST_LINE_BYTES
+    {
         return Err(Error::RequestLineTooLong);
     }
     // Header lines: count them and their bytes until an empty line.
@@ -381,7 +420,8 @@ fn parse_head(head: &[u8]) -> Result<Request, Error> {
         .map_err(|_| Error::BadRequest("request line is not ASCII"))?;
     // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Error::BadRequest("malformed request line"));
     };
@@ -416,21 +456,37 @@ fn parse_head(head: &[u8]) -> Result<Request, Error> {
             String::from_utf8_lossy(value).into_owned(),
         ));
     }
-    let request = Request { method: method.to_string(), path, query, minor_version, headers };
+    let request = Request {
+        method: method.to_string(),
+        path,
+        query,
+        minor_version,
+        headers,
+    };
     // "A server MUST respond with a 400 (Bad Request) status code to any
     // HTTP/1.1 request message that lacks a Host header field and to any
     // request message that contains more than one Host header field line".
-    let hosts = request.headers.iter().filter(|(name, _)| name.eq_ignore_ascii_case("host")).count();
+    let hosts = request
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("host"))
+        .count();
     if hosts > 1 || (hosts == 0 && minor_version >= 1) {
-        return Err(Error::BadRequest("an HTTP/1.1 request needs exactly one Host header"));
+        return Err(Error::BadRequest(
+            "an HTTP/1.1 request needs exactly one Host header",
+        ));
     }
     Ok(request)
 }
 
 /// `HTTP/1.1` → 1. A major version other than 1 is a 505; 1.x with x > 1 is served as 1.1.
 fn parse_version(version: &str) -> Result<u8, Error> {
-    let digits = version.strip_prefix("HTTP/").ok_or(Error::BadRequest("invalid HTTP version"))?;
-    let (major, minor) = digits.split_once('.').ok_or(Error::BadRequest("invalid HTTP version"))?;
+    let digits = version
+        .strip_prefix("HTTP/")
+        .ok_or(Error::BadRequest("invalid HTTP version"))?;
+    let (major, minor) = digits
+        .split_once('.')
+        .ok_or(Error::BadRequest("invalid HTTP version"))?;
     let is_digit = |part: &str| part.len() == 1 && part.as_bytes()[0].is_ascii_digit();
     if !is_digit(major) || !is_digit(minor) {
         return Err(Error::BadRequest("invalid HTTP version"));
@@ -491,9 +547,13 @@ fn percent_decode(text: &str) -> Result<String, Error> {
         match bytes[at] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(at + 1..at + 3).ok_or(Error::BadRequest("bad percent-encoding"))?;
-                let hex = std::str::from_utf8(hex).map_err(|_| Error::BadRequest("bad percent-encoding"))?;
-                let byte = u8::from_str_radix(hex, 16).map_err(|_| Error::BadRequest("bad percent-encoding"))?;
+                let hex = bytes
+                    .get(at + 1..at + 3)
+                    .ok_or(Error::BadRequest("bad percent-encoding"))?;
+                let hex = std::str::from_utf8(hex)
+                    .map_err(|_| Error::BadRequest("bad percent-encoding"))?;
+                let byte = u8::from_str_radix(hex, 16)
+                    .map_err(|_| Error::BadRequest("bad percent-encoding"))?;
                 if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(Error::BadRequest("bad percent-encoding"));
                 }
@@ -566,9 +626,19 @@ impl Response {
     /// Writes the response in one `write_all`. A 204 gets no `Content-Length`;
     /// `head_only` (for `HEAD`) sends the headers of the full response and no
     /// body; `keep_alive: false` adds `Connection: close`.
-    pub fn write_to(&self, out: &mut impl Write, head_only: bool, keep_alive: bool) -> io::Result<()> {
+    pub fn write_to(
+        &self,
+        out: &mut impl Write,
+        head_only: bool,
+        keep_alive: bool,
+    ) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(128 + self.body.len());
-        let _ = write!(bytes, "HTTP/1.1 {} {}\r\n", self.status, reason_phrase(self.status));
+        let _ = write!(
+            bytes,
+            "HTTP/1.1 {} {}\r\n",
+            self.status,
+            reason_phrase(self.status)
+        );
         for (name, value) in &self.headers {
             let _ = write!(bytes, "{name}: {value}\r\n");
         }
@@ -618,7 +688,10 @@ mod tests {
     }
 
     fn conn(input: &[u8]) -> Conn<Memory> {
-        Conn::new(Memory { input: Cursor::new(input.to_vec()), output: Vec::new() })
+        Conn::new(Memory {
+            input: Cursor::new(input.to_vec()),
+            output: Vec::new(),
+        })
     }
 
     fn head(input: &[u8]) -> Result<Option<Request>, Error> {
@@ -635,16 +708,20 @@ mod tests {
 
     #[test]
     fn parses_a_request_head() {
-        let request = head(b"GET /events?topic=a&x=%20y HTTP/1.1\r\nHost: h\r\nLast-Event-ID:  5 \r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let request =
+            head(b"GET /events?topic=a&x=%20y HTTP/1.1\r\nHost: h\r\nLast-Event-ID:  5 \r\n\r\n")
+                .unwrap()
+                .unwrap();
         assert_eq!(request.method, "GET");
         assert_eq!(request.path, "/events");
         assert_eq!(request.query, "topic=a&x=%20y");
         assert_eq!(request.header("last-event-id"), Some("5"));
         assert_eq!(
             request.query_pairs().unwrap(),
-            vec![("topic".to_string(), "a".to_string()), ("x".to_string(), " y".to_string())]
+            vec![
+                ("topic".to_string(), "a".to_string()),
+                ("x".to_string(), " y".to_string())
+            ]
         );
         assert!(request.keep_alive());
     }
@@ -668,7 +745,12 @@ mod tests {
             (b"", 0),
         ];
         for (input, expected) in cases {
-            assert_eq!(status(input), *expected, "{}", String::from_utf8_lossy(input));
+            assert_eq!(
+                status(input),
+                *expected,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -681,7 +763,10 @@ mod tests {
         // "GET " + target + " HTTP/1.1" = 13 + target bytes.
         let at_limit = line(MAX_REQUEST_LINE_BYTES - 13);
         assert_eq!(at_limit.len(), MAX_REQUEST_LINE_BYTES);
-        assert_eq!(status(format!("{at_limit}\r\nHost: h\r\n\r\n").as_bytes()), 200);
+        assert_eq!(
+            status(format!("{at_limit}\r\nHost: h\r\n\r\n").as_bytes()),
+            200
+        );
         let over = line(MAX_REQUEST_LINE_BYTES - 12);
         assert_eq!(status(format!("{over}\r\nHost: h\r\n\r\n").as_bytes()), 414);
 
@@ -697,7 +782,10 @@ mod tests {
 
         // The header section is "Host: h\r\n" (9 bytes) + "X: " + value + "\r\n".
         let big = |value_len: usize| {
-            format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "v".repeat(value_len))
+            format!(
+                "GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n",
+                "v".repeat(value_len)
+            )
         };
         assert_eq!(status(big(MAX_HEAD_BYTES - 14).as_bytes()), 200);
         assert_eq!(status(big(MAX_HEAD_BYTES - 13).as_bytes()), 431);
@@ -708,12 +796,30 @@ mod tests {
         let mut c = conn(b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\nNEXT");
         assert_eq!(c.read_body(Framing::Chunked, 100).unwrap(), b"hello world");
         assert_eq!(&c.buf[c.pos..], b"NEXT");
-        assert!(matches!(conn(b"5\r\nhello\r\n0\r\n\r\n").read_body(Framing::Chunked, 4), Err(Error::BodyTooLarge)));
-        assert!(matches!(conn(b"zz\r\n").read_body(Framing::Chunked, 4), Err(Error::BadRequest(_))));
-        assert!(matches!(conn(b"2\r\nabc\r\n").read_body(Framing::Chunked, 4), Err(Error::BadRequest(_))));
-        assert!(matches!(conn(b"12345").read_body(Framing::Length(5), 4), Err(Error::BodyTooLarge)));
-        assert_eq!(conn(b"1234").read_body(Framing::Length(4), 4).unwrap(), b"1234");
-        assert!(matches!(conn(b"12").read_body(Framing::Length(4), 4), Err(Error::BadRequest(_))));
+        assert!(matches!(
+            conn(b"5\r\nhello\r\n0\r\n\r\n").read_body(Framing::Chunked, 4),
+            Err(Error::BodyTooLarge)
+        ));
+        assert!(matches!(
+            conn(b"zz\r\n").read_body(Framing::Chunked, 4),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            conn(b"2\r\nabc\r\n").read_body(Framing::Chunked, 4),
+            Err(Error::BadRequest(_))
+        ));
+        assert!(matches!(
+            conn(b"12345").read_body(Framing::Length(5), 4),
+            Err(Error::BodyTooLarge)
+        ));
+        assert_eq!(
+            conn(b"1234").read_body(Framing::Length(4), 4).unwrap(),
+            b"1234"
+        );
+        assert!(matches!(
+            conn(b"12").read_body(Framing::Length(4), 4),
+            Err(Error::BadRequest(_))
+        ));
     }
 
     #[test]
@@ -722,12 +828,26 @@ mod tests {
             let text = format!("POST / HTTP/1.1\r\nHost: h\r\n{headers}\r\n");
             head(text.as_bytes()).unwrap().unwrap().body_framing()
         };
-        assert_eq!(framing("Content-Length: 5\r\n").unwrap(), Framing::Length(5));
-        assert_eq!(framing("Content-Length: 5, 5\r\n").unwrap(), Framing::Length(5));
+        assert_eq!(
+            framing("Content-Length: 5\r\n").unwrap(),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            framing("Content-Length: 5, 5\r\n").unwrap(),
+            Framing::Length(5)
+        );
         assert!(framing("Content-Length: 5\r\nContent-Length: 6\r\n").is_err());
         assert!(framing("Content-Length: -1\r\n").is_err());
-        assert_eq!(framing("Transfer-Encoding: chunked\r\n").unwrap(), Framing::Chunked);
-        assert_eq!(framing("Transfer-Encoding: gzip, chunked\r\n").unwrap_err().status(), 501);
+        assert_eq!(
+            framing("Transfer-Encoding: chunked\r\n").unwrap(),
+            Framing::Chunked
+        );
+        assert_eq!(
+            framing("Transfer-Encoding: gzip, chunked\r\n")
+                .unwrap_err()
+                .status(),
+            501
+        );
         assert!(framing("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n").is_err());
         assert_eq!(framing("").unwrap(), Framing::None);
     }
@@ -748,7 +868,9 @@ mod tests {
     fn keep_alive_rules() {
         let keep = |text: &str| head(text.as_bytes()).unwrap().unwrap().keep_alive();
         assert!(keep("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
-        assert!(!keep("GET / HTTP/1.1\r\nHost: h\r\nConnection: Close\r\n\r\n"));
+        assert!(!keep(
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: Close\r\n\r\n"
+        ));
         assert!(!keep("GET / HTTP/1.0\r\n\r\n"));
         assert!(keep("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
     }
@@ -756,10 +878,15 @@ mod tests {
     #[test]
     fn responses() {
         let mut out = Vec::new();
-        Response::text(200, "ok\n").write_to(&mut out, false, true).unwrap();
+        Response::text(200, "ok\n")
+            .write_to(&mut out, false, true)
+            .unwrap();
         assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\r\nok\n");
         let mut out = Vec::new();
-        Response::text(204, "").with_header("Allow", "GET").write_to(&mut out, false, false).unwrap();
+        Response::text(204, "")
+            .with_header("Allow", "GET")
+            .write_to(&mut out, false, false)
+            .unwrap();
         assert_eq!(
             out,
             b"HTTP/1.1 204 No Content\r\nContent-Type: text/plain; charset=utf-8\r\nAllow: GET\r\nConnection: close\r\n\r\n"

@@ -162,7 +162,9 @@ impl Hub {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held leaves consistent state behind (every
         // update is done before anything that can panic), so recover the guard.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Publishes one event on `topic` and returns its id.
@@ -220,9 +222,13 @@ impl Hub {
             && (state.history.len() > self.max_events || state.history_bytes > self.max_bytes)
         {
             let seq = state.first_seq();
-            let Some(entry) = state.history.pop_front() else { break };
+            let Some(entry) = state.history.pop_front() else {
+                break;
+            };
             state.history_bytes -= entry.frame.len();
-            if state.evicted.len() >= MAX_TRACKED_TOPICS && !state.evicted.contains_key(&entry.topic) {
+            if state.evicted.len() >= MAX_TRACKED_TOPICS
+                && !state.evicted.contains_key(&entry.topic)
+            {
                 state.evicted.clear();
                 state.evicted_floor = seq;
             }
@@ -379,7 +385,9 @@ impl Subscription {
             if self.cursor + 1 < state.first_seq() {
                 if self.missed_events(&state) {
                     let last = self.last_sent.map(|seq| self.hub.format_id(seq));
-                    Event::new(last.unwrap_or_default()).with_event("gap").encode_into(out);
+                    Event::new(last.unwrap_or_default())
+                        .with_event("gap")
+                        .encode_into(out);
                     events += 1;
                 }
                 self.cursor = state.first_seq() - 1;
@@ -426,9 +434,12 @@ impl Subscription {
             None => true,
             Some(topics) => {
                 state.evicted_floor > self.cursor
-                    || topics
-                        .iter()
-                        .any(|topic| state.evicted.get(topic).is_some_and(|&seq| seq > self.cursor))
+                    || topics.iter().any(|topic| {
+                        state
+                            .evicted
+                            .get(topic)
+                            .is_some_and(|&seq| seq > self.cursor)
+                    })
             }
         }
     }
@@ -536,12 +547,17 @@ mod tests {
         hub.publish("a", Event::new("2")).unwrap();
         let third = hub.publish("a", Event::new("3")).unwrap();
         let fourth = hub.publish("a", Event::new("4")).unwrap();
-        let expected = format!(
-            "event: gap\ndata: {old}\n\nid: {third}\ndata: 3\n\nid: {fourth}\ndata: 4\n\n"
+        let expected =
+            format!("event: gap\ndata: {old}\n\nid: {third}\ndata: 3\n\nid: {fourth}\ndata: 4\n\n");
+        assert_eq!(
+            drain(&mut hub.subscribe(None, Some(&old)).unwrap()),
+            expected
         );
-        assert_eq!(drain(&mut hub.subscribe(None, Some(&old)).unwrap()), expected);
         let foreign = drain(&mut hub.subscribe(None, Some("12-1")).unwrap());
-        assert!(foreign.starts_with("event: gap\ndata: 12-1\n\n"), "{foreign}");
+        assert!(
+            foreign.starts_with("event: gap\ndata: 12-1\n\n"),
+            "{foreign}"
+        );
     }
 
     #[test]
@@ -564,7 +580,10 @@ mod tests {
             ids.push(hub.publish("busy", Event::new(n.to_string())).unwrap());
         }
         assert_eq!(drain(&mut quiet), "");
-        let expected = format!("event: gap\ndata: \n\nid: {}\ndata: 3\n\nid: {}\ndata: 4\n\n", ids[3], ids[4]);
+        let expected = format!(
+            "event: gap\ndata: \n\nid: {}\ndata: 3\n\nid: {}\ndata: 4\n\n",
+            ids[3], ids[4]
+        );
         assert_eq!(drain(&mut busy), expected);
     }
 
@@ -574,8 +593,13 @@ mod tests {
         let bad = vec![Event::new("ok"), Event::new("x").with_event("a\nb")];
         assert!(hub.publish_batch("t", bad).is_err());
         assert_eq!(hub.stats().published, 0);
-        let ids = hub.publish_batch("t", vec![Event::new("1"), Event::new("2")]).unwrap();
-        assert_eq!(hub.parse_id(&ids[0]).unwrap() + 1, hub.parse_id(&ids[1]).unwrap());
+        let ids = hub
+            .publish_batch("t", vec![Event::new("1"), Event::new("2")])
+            .unwrap();
+        assert_eq!(
+            hub.parse_id(&ids[0]).unwrap() + 1,
+            hub.parse_id(&ids[1]).unwrap()
+        );
     }
 
     #[test]

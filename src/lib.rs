@@ -48,14 +48,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod error;
 pub mod event;
-pub mod parse;
 pub mod http;
 pub mod hub;
-pub mod publish;
 pub mod metrics;
-pub mod config;
+pub mod parse;
+pub mod publish;
 pub mod server;
 
 pub use config::Config;

@@ -30,9 +30,9 @@ fn main() -> ExitCode {
             "tinysse {} is not available in this version; use curl (see tinysse --help)",
             args[0]
         ))),
-        Some(other) if !other.starts_with('-') => {
-            Err(Error::Usage(format!("unknown command {other:?} (see tinysse --help)")))
-        }
+        Some(other) if !other.starts_with('-') => Err(Error::Usage(format!(
+            "unknown command {other:?} (see tinysse --help)"
+        ))),
         _ => serve(&args),
     };
     match result {
@@ -57,7 +57,9 @@ fn serve(args: &[String]) -> Result<(), Error> {
     let server = Server::bind(config.clone())
         .map_err(|err| Error::Client(format!("cannot listen on {}: {err}", config.listen)))?;
     let addr = server.local_addr();
-    eprintln!("tinysse: listening on http://{addr} — open it in a browser for the demo; subscribe at /events, publish at /publish");
+    eprintln!(
+        "tinysse: listening on http://{addr} — open it in a browser for the demo; subscribe at /events, publish at /publish"
+    );
     if let Some(warning) = server.publish_warning() {
         eprintln!("tinysse: {warning}");
     }
@@ -65,13 +67,17 @@ fn serve(args: &[String]) -> Result<(), Error> {
         let hub = server.hub().clone();
         let max_line = config.max_body;
         // Reads standard input until EOF, then ends; the server keeps serving.
-        std::thread::Builder::new().name("tinysse-stdin".to_string()).spawn(move || {
-            let stdin = std::io::stdin().lock();
-            match tinysse::publish::pump_lines(&hub, stdin, &topic, &event, max_line) {
-                Ok(count) => eprintln!("tinysse: standard input ended after {count} events; still serving"),
-                Err(err) => eprintln!("tinysse: error: reading standard input: {err}"),
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("tinysse-stdin".to_string())
+            .spawn(move || {
+                let stdin = std::io::stdin().lock();
+                match tinysse::publish::pump_lines(&hub, stdin, &topic, &event, max_line) {
+                    Ok(count) => eprintln!(
+                        "tinysse: standard input ended after {count} events; still serving"
+                    ),
+                    Err(err) => eprintln!("tinysse: error: reading standard input: {err}"),
+                }
+            })?;
     }
     server.run()
 }

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::hub::HubStats;
 
 /// The status codes counted one by one; any other counts as `other`.
-const STATUSES: [u16; 17] = [100, 200, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 431, 500, 501, 503, 505];
+const STATUSES: [u16; 17] = [
+    100, 200, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 431, 500, 501, 503, 505,
+];
 
 /// Why a subscriber was dropped by the server (not by its client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +24,11 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    const ALL: [DropReason; 3] = [DropReason::WriteTimeout, DropReason::Full, DropReason::Shutdown];
+    const ALL: [DropReason; 3] = [
+        DropReason::WriteTimeout,
+        DropReason::Full,
+        DropReason::Shutdown,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -78,13 +84,19 @@ impl Metrics {
 
     /// A subscriber was dropped for `reason`.
     pub fn dropped(&self, reason: DropReason) {
-        let index = DropReason::ALL.iter().position(|&known| known == reason).unwrap_or(0);
+        let index = DropReason::ALL
+            .iter()
+            .position(|&known| known == reason)
+            .unwrap_or(0);
         self.dropped[index].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A response with `status` was sent.
     pub fn request(&self, status: u16) {
-        let index = STATUSES.iter().position(|&known| known == status).unwrap_or(STATUSES.len());
+        let index = STATUSES
+            .iter()
+            .position(|&known| known == status)
+            .unwrap_or(STATUSES.len());
         self.requests[index].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -92,25 +104,63 @@ impl Metrics {
     pub fn render(&self, hub: &HubStats) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-            let _ = writeln!(out, "# HELP tinysse_{name} {help}\n# TYPE tinysse_{name} {kind}");
+            let _ = writeln!(
+                out,
+                "# HELP tinysse_{name} {help}\n# TYPE tinysse_{name} {kind}"
+            );
             for (labels, value) in samples {
                 let _ = writeln!(out, "tinysse_{name}{labels} {value}");
             }
         };
         let plain = |value: u64| vec![(String::new(), value)];
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        metric("subscribers", "gauge", "Subscribers connected now.", &plain(hub.subscribers as u64));
-        metric("connections", "gauge", "Connections open now.", &plain(self.connections()));
-        metric("events_published_total", "counter", "Events published.", &plain(hub.published));
-        metric("events_delivered_total", "counter", "Events written to subscribers.", &plain(load(&self.delivered)));
-        metric("bytes_sent_total", "counter", "Bytes written to clients.", &plain(load(&self.bytes_sent)));
-        metric("gaps_sent_total", "counter", "Gap events sent to subscribers that lost events.", &plain(load(&self.gaps)));
+        metric(
+            "subscribers",
+            "gauge",
+            "Subscribers connected now.",
+            &plain(hub.subscribers as u64),
+        );
+        metric(
+            "connections",
+            "gauge",
+            "Connections open now.",
+            &plain(self.connections()),
+        );
+        metric(
+            "events_published_total",
+            "counter",
+            "Events published.",
+            &plain(hub.published),
+        );
+        metric(
+            "events_delivered_total",
+            "counter",
+            "Events written to subscribers.",
+            &plain(load(&self.delivered)),
+        );
+        metric(
+            "bytes_sent_total",
+            "counter",
+            "Bytes written to clients.",
+            &plain(load(&self.bytes_sent)),
+        );
+        metric(
+            "gaps_sent_total",
+            "counter",
+            "Gap events sent to subscribers that lost events.",
+            &plain(load(&self.gaps)),
+        );
         let dropped: Vec<_> = DropReason::ALL
             .iter()
             .zip(&self.dropped)
             .map(|(reason, counter)| (format!("{{reason=\"{}\"}}", reason.label()), load(counter)))
             .collect();
-        metric("subscribers_dropped_total", "counter", "Subscribers dropped by the server, by reason.", &dropped);
+        metric(
+            "subscribers_dropped_total",
+            "counter",
+            "Subscribers dropped by the server, by reason.",
+            &dropped,
+        );
         let requests: Vec<_> = STATUSES
             .iter()
             .map(|status| status.to_string())
@@ -119,9 +169,24 @@ impl Metrics {
             .filter(|(_, counter)| load(counter) > 0)
             .map(|(code, counter)| (format!("{{code=\"{code}\"}}"), load(counter)))
             .collect();
-        metric("requests_total", "counter", "Responses sent, by status code.", &requests);
-        metric("history_events", "gauge", "Events held in the history.", &plain(hub.history_len as u64));
-        metric("history_bytes", "gauge", "Bytes of encoded events held in the history.", &plain(hub.history_bytes as u64));
+        metric(
+            "requests_total",
+            "counter",
+            "Responses sent, by status code.",
+            &requests,
+        );
+        metric(
+            "history_events",
+            "gauge",
+            "Events held in the history.",
+            &plain(hub.history_len as u64),
+        );
+        metric(
+            "history_bytes",
+            "gauge",
+            "Bytes of encoded events held in the history.",
+            &plain(hub.history_bytes as u64),
+        );
         out
     }
 }
@@ -137,7 +202,12 @@ mod tests {
         metrics.request(200);
         metrics.request(299);
         metrics.dropped(DropReason::WriteTimeout);
-        let stats = HubStats { subscribers: 2, published: 7, history_len: 3, history_bytes: 90 };
+        let stats = HubStats {
+            subscribers: 2,
+            published: 7,
+            history_len: 3,
+            history_bytes: 90,
+        };
         let text = metrics.render(&stats);
         for line in [
             "# TYPE tinysse_subscribers gauge",
@@ -148,7 +218,10 @@ mod tests {
             "tinysse_subscribers_dropped_total{reason=\"write_timeout\"} 1",
             "tinysse_history_bytes 90",
         ] {
-            assert!(text.lines().any(|got| got == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|got| got == line),
+                "missing {line:?} in\n{text}"
+            );
         }
     }
 }

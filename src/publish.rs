@@ -59,7 +59,10 @@ pub fn read_publication(
             let mut fields = Fields::from_pairs(query);
             fields.data = None; // a form carries its data in the body
             fields.merge(&form);
-            let data = fields.data.take().ok_or(Error::InvalidEvent("form has no data field"))?;
+            let data = fields
+                .data
+                .take()
+                .ok_or(Error::InvalidEvent("form has no data field"))?;
             fields.into_publication(vec![data])
         }
         "text/event-stream" => {
@@ -125,9 +128,12 @@ impl Fields {
 /// `retry` is ASCII digits only (milliseconds).
 fn parse_retry(text: &str) -> Result<u64, Error> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::InvalidEvent("retry must be ASCII digits (milliseconds)"));
+        return Err(Error::InvalidEvent(
+            "retry must be ASCII digits (milliseconds)",
+        ));
     }
-    text.parse().map_err(|_| Error::InvalidEvent("retry is too large"))
+    text.parse()
+        .map_err(|_| Error::InvalidEvent("retry is too large"))
 }
 
 /// Parses a `text/event-stream` batch strictly: an `id:` field or a `retry:`
@@ -162,7 +168,9 @@ fn read_batch(body: &str) -> Result<Vec<Event>, Error> {
                 Ok(millis) => current.retry = Some(millis),
                 Err(err) => failure = Some(err),
             },
-            Line::Field("id", _) => failure = Some(Error::InvalidEvent("ids are assigned by the server")),
+            Line::Field("id", _) => {
+                failure = Some(Error::InvalidEvent("ids are assigned by the server"))
+            }
             Line::Field(..) => {}
         }
     };
@@ -175,7 +183,9 @@ fn read_batch(body: &str) -> Result<Vec<Event>, Error> {
         return Err(err);
     }
     if events.is_empty() {
-        return Err(Error::InvalidEvent("no event in the body (an event needs a data: line)"));
+        return Err(Error::InvalidEvent(
+            "no event in the body (an event needs a data: line)",
+        ));
     }
     Ok(events)
 }
@@ -185,7 +195,13 @@ fn read_batch(body: &str) -> Result<Vec<Event>, Error> {
 /// CRLF; invalid UTF-8 is replaced with U+FFFD. A line longer than
 /// `max_line` bytes is published in pieces of `max_line` bytes.
 /// Returns how many events were published.
-pub fn pump_lines(hub: &Hub, reader: impl BufRead, topic: &str, event: &str, max_line: usize) -> Result<u64, Error> {
+pub fn pump_lines(
+    hub: &Hub,
+    reader: impl BufRead,
+    topic: &str,
+    event: &str,
+    max_line: usize,
+) -> Result<u64, Error> {
     check_topic(topic)?;
     Event::new("").with_event(event).validate()?;
     let max_line = max_line.max(1);
@@ -194,7 +210,10 @@ pub fn pump_lines(hub: &Hub, reader: impl BufRead, topic: &str, event: &str, max
     let mut published = 0;
     loop {
         line.clear();
-        let read = reader.by_ref().take(max_line as u64).read_until(b'\n', &mut line);
+        let read = reader
+            .by_ref()
+            .take(max_line as u64)
+            .read_until(b'\n', &mut line);
         match read {
             Ok(0) => return Ok(published),
             Ok(_) => {}
@@ -221,10 +240,18 @@ mod tests {
     use super::*;
 
     fn query(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
     }
 
-    fn check(content_type: Option<&str>, pairs: &[(&str, &str)], body: &str, expected: Result<(&str, Vec<Event>), &str>) {
+    fn check(
+        content_type: Option<&str>,
+        pairs: &[(&str, &str)],
+        body: &str,
+        expected: Result<(&str, Vec<Event>), &str>,
+    ) {
         let got = read_publication(content_type, &query(pairs), body.as_bytes());
         match (got, expected) {
             (Ok(publication), Ok((topic, events))) => {
@@ -241,28 +268,81 @@ mod tests {
 
     #[test]
     fn form_bodies() {
-        check(FORM, &[], "data=hi", Ok(("default", vec![Event::new("hi")])));
+        check(
+            FORM,
+            &[],
+            "data=hi",
+            Ok(("default", vec![Event::new("hi")])),
+        );
         check(FORM, &[], "data=", Ok(("default", vec![Event::new("")])));
         check(
             FORM,
             &[("topic", "q")],
             "data=a%0Ab&type=note&retry=10",
-            Ok(("q", vec![Event::new("a\nb").with_event("note").with_retry(10)])),
+            Ok((
+                "q",
+                vec![Event::new("a\nb").with_event("note").with_retry(10)],
+            )),
         );
-        check(FORM, &[], "data=x&topic=t2&event=e", Ok(("t2", vec![Event::new("x").with_event("e")])));
-        check(FORM, &[("data", "from-query")], "topic=t", Err("invalid event: form has no data field"));
-        check(FORM, &[], "data=x&event=a%0Db", Err("invalid event: event type contains CR or LF"));
-        check(FORM, &[], "data=x&retry=1s", Err("invalid event: retry must be ASCII digits (milliseconds)"));
-        check(FORM, &[], "data=x&topic=a%20b", Err(Error::BadTopic.to_string().as_str()));
-        check(FORM, &[], "data=%ff", Err("bad request: form or query is not UTF-8"));
+        check(
+            FORM,
+            &[],
+            "data=x&topic=t2&event=e",
+            Ok(("t2", vec![Event::new("x").with_event("e")])),
+        );
+        check(
+            FORM,
+            &[("data", "from-query")],
+            "topic=t",
+            Err("invalid event: form has no data field"),
+        );
+        check(
+            FORM,
+            &[],
+            "data=x&event=a%0Db",
+            Err("invalid event: event type contains CR or LF"),
+        );
+        check(
+            FORM,
+            &[],
+            "data=x&retry=1s",
+            Err("invalid event: retry must be ASCII digits (milliseconds)"),
+        );
+        check(
+            FORM,
+            &[],
+            "data=x&topic=a%20b",
+            Err(Error::BadTopic.to_string().as_str()),
+        );
+        check(
+            FORM,
+            &[],
+            "data=%ff",
+            Err("bad request: form or query is not UTF-8"),
+        );
     }
 
     #[test]
     fn raw_bodies() {
         check(None, &[], "", Ok(("default", vec![Event::new("")])));
-        check(Some("text/plain"), &[("event", "e"), ("topic", "t")], " x\r\n", Ok(("t", vec![Event::new(" x\r\n").with_event("e")])));
-        check(None, &[("retry", "")], "x", Err("invalid event: retry must be ASCII digits (milliseconds)"));
-        check(None, &[("topic", "")], "x", Err(Error::BadTopic.to_string().as_str()));
+        check(
+            Some("text/plain"),
+            &[("event", "e"), ("topic", "t")],
+            " x\r\n",
+            Ok(("t", vec![Event::new(" x\r\n").with_event("e")])),
+        );
+        check(
+            None,
+            &[("retry", "")],
+            "x",
+            Err("invalid event: retry must be ASCII digits (milliseconds)"),
+        );
+        check(
+            None,
+            &[("topic", "")],
+            "x",
+            Err(Error::BadTopic.to_string().as_str()),
+        );
         assert!(read_publication(None, &[], b"\xff").is_err());
     }
 
@@ -274,14 +354,43 @@ mod tests {
             ": comment\ndata: a\ndata:  b\r\n\r\nevent: e\nretry: 5\ndata\n\nevent: lost\n\ndata: last",
             Ok((
                 "default",
-                vec![Event::new("a\n b"), Event::new("").with_event("e").with_retry(5), Event::new("last")],
+                vec![
+                    Event::new("a\n b"),
+                    Event::new("").with_event("e").with_retry(5),
+                    Event::new("last"),
+                ],
             )),
         );
-        check(BATCH, &[], "data: a\r", Ok(("default", vec![Event::new("a")])));
-        check(BATCH, &[], "data: a\n\nid: 3\ndata: b\n\n", Err("invalid event: ids are assigned by the server"));
-        check(BATCH, &[], "data: a\n\nretry: x\ndata: b\n\n", Err("invalid event: retry must be ASCII digits (milliseconds)"));
-        check(BATCH, &[], "event: only\n\n: c\n", Err("invalid event: no event in the body (an event needs a data: line)"));
-        check(BATCH, &[], "", Err("invalid event: no event in the body (an event needs a data: line)"));
+        check(
+            BATCH,
+            &[],
+            "data: a\r",
+            Ok(("default", vec![Event::new("a")])),
+        );
+        check(
+            BATCH,
+            &[],
+            "data: a\n\nid: 3\ndata: b\n\n",
+            Err("invalid event: ids are assigned by the server"),
+        );
+        check(
+            BATCH,
+            &[],
+            "data: a\n\nretry: x\ndata: b\n\n",
+            Err("invalid event: retry must be ASCII digits (milliseconds)"),
+        );
+        check(
+            BATCH,
+            &[],
+            "event: only\n\n: c\n",
+            Err("invalid event: no event in the body (an event needs a data: line)"),
+        );
+        check(
+            BATCH,
+            &[],
+            "",
+            Err("invalid event: no event in the body (an event needs a data: line)"),
+        );
     }
 
     #[test]

@@ -95,7 +95,9 @@ struct Shared {
 
 impl Shared {
     fn sockets(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
-        self.sockets.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.sockets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn log(&self, line: std::fmt::Arguments<'_>) {
@@ -125,7 +127,10 @@ impl Handle {
         }
         self.shared.hub.close();
         // Wake the accept loop, blocked in `accept`, with a connection to itself.
-        let _ = TcpStream::connect_timeout(&wake_address(self.shared.local_addr), Duration::from_secs(1));
+        let _ = TcpStream::connect_timeout(
+            &wake_address(self.shared.local_addr),
+            Duration::from_secs(1),
+        );
     }
 }
 
@@ -202,7 +207,9 @@ impl Server {
 
     /// A handle that can stop the server from another thread.
     pub fn handle(&self) -> Handle {
-        Handle { shared: Arc::clone(&self.shared) }
+        Handle {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Why publishing is refused without a token, if it is (for the startup message).
@@ -220,7 +227,9 @@ impl Server {
     /// Runs the server on a new `tinysse-accept` thread.
     pub fn start(self) -> Result<Running, Error> {
         let handle = self.handle();
-        let thread = thread::Builder::new().name("tinysse-accept".to_string()).spawn(move || self.run())?;
+        let thread = thread::Builder::new()
+            .name("tinysse-accept".to_string())
+            .spawn(move || self.run())?;
         Ok(Running { handle, thread })
     }
 
@@ -251,7 +260,9 @@ impl Server {
             next_id += 1;
             match spawn_connection(shared, stream, next_id) {
                 Ok(thread) => threads.push(thread),
-                Err(err) => shared.log_error(format_args!("cannot start a connection thread: {err}")),
+                Err(err) => {
+                    shared.log_error(format_args!("cannot start a connection thread: {err}"))
+                }
             }
         }
         self.handle().shutdown();
@@ -294,10 +305,17 @@ impl Drop for ConnectionGuard {
     }
 }
 
-fn spawn_connection(shared: &Arc<Shared>, stream: TcpStream, id: u64) -> io::Result<JoinHandle<()>> {
+fn spawn_connection(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    id: u64,
+) -> io::Result<JoinHandle<()>> {
     shared.sockets().insert(id, stream.try_clone()?);
     shared.metrics.connection_opened();
-    let guard = ConnectionGuard { shared: Arc::clone(shared), id };
+    let guard = ConnectionGuard {
+        shared: Arc::clone(shared),
+        id,
+    };
     let result = thread::Builder::new()
         .name("tinysse-conn".to_string())
         .stack_size(CONNECTION_STACK_BYTES)
@@ -349,7 +367,10 @@ enum After {
 }
 
 fn serve_connection(shared: &Arc<Shared>, stream: TcpStream) {
-    let peer = stream.peer_addr().map(|addr| addr.to_string()).unwrap_or_default();
+    let peer = stream
+        .peer_addr()
+        .map(|addr| addr.to_string())
+        .unwrap_or_default();
     // Events go out as soon as they are written; no Nagle delay.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shared.config.write_timeout));
@@ -380,7 +401,12 @@ fn serve_connection(shared: &Arc<Shared>, stream: TcpStream) {
     }
 }
 
-fn respond_error(shared: &Shared, conn: &mut Conn<TcpStream>, err: &Error, request: Option<&Request>) {
+fn respond_error(
+    shared: &Shared,
+    conn: &mut Conn<TcpStream>,
+    err: &Error,
+    request: Option<&Request>,
+) {
     let mut response = Response::error(err);
     if let Some(request) = request {
         response.headers.extend(cors_headers(shared, request));
@@ -391,13 +417,26 @@ fn respond_error(shared: &Shared, conn: &mut Conn<TcpStream>, err: &Error, reque
     send(shared, conn, &response, false, false);
 }
 
-fn send(shared: &Shared, conn: &mut Conn<TcpStream>, response: &Response, head_only: bool, keep_alive: bool) -> bool {
+fn send(
+    shared: &Shared,
+    conn: &mut Conn<TcpStream>,
+    response: &Response,
+    head_only: bool,
+    keep_alive: bool,
+) -> bool {
     shared.metrics.request(response.status);
     shared.metrics.sent(response.body.len());
-    response.write_to(&mut conn.stream, head_only, keep_alive).is_ok()
+    response
+        .write_to(&mut conn.stream, head_only, keep_alive)
+        .is_ok()
 }
 
-fn handle_request(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request, peer: &str) -> After {
+fn handle_request(
+    shared: &Arc<Shared>,
+    conn: &mut Conn<TcpStream>,
+    request: &Request,
+    peer: &str,
+) -> After {
     let framing = match request.body_framing() {
         Ok(framing) => framing,
         Err(err) => {
@@ -415,17 +454,26 @@ fn handle_request(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Re
     };
     // Only publish reads a body; after any other request with a body the
     // connection closes rather than guess where the next request starts.
-    let keep_alive = request.keep_alive() && (framing == Framing::None || framing == Framing::Length(0));
+    let keep_alive =
+        request.keep_alive() && (framing == Framing::None || framing == Framing::Length(0));
     let response = match (request.path.as_str(), method) {
         (_, _) if allow.is_empty() => Response::text(404, "not found\n"),
         (_, "OPTIONS") => preflight(shared, request, allow),
         ("/events", "GET") => return subscribe(shared, conn, request, peer),
         ("/publish", "POST") => return publish(shared, conn, request, framing),
-        ("/", "GET" | "HEAD") => Response::text(200, DEMO_PAGE).with_header("Content-Type", "text/html; charset=utf-8"),
+        ("/", "GET" | "HEAD") => {
+            Response::text(200, DEMO_PAGE).with_header("Content-Type", "text/html; charset=utf-8")
+        }
         ("/healthz", "GET" | "HEAD") => Response::text(200, "ok\n"),
-        ("/metrics", "GET" | "HEAD") => Response::text(200, shared.metrics.render(&shared.hub.stats()))
-            .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
-        _ => Response::text(405, format!("method {method} not allowed; allowed: {allow}\n")).with_header("Allow", allow),
+        ("/metrics", "GET" | "HEAD") => {
+            Response::text(200, shared.metrics.render(&shared.hub.stats()))
+                .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        }
+        _ => Response::text(
+            405,
+            format!("method {method} not allowed; allowed: {allow}\n"),
+        )
+        .with_header("Allow", allow),
     };
     let mut response = response.with_cors(cors_headers(shared, request));
     dedupe_content_type(&mut response);
@@ -445,9 +493,17 @@ impl Response {
 
 /// `Response::text` sets a plain-text type; a later `Content-Type` replaces it.
 fn dedupe_content_type(response: &mut Response) {
-    let types = response.headers.iter().filter(|(name, _)| *name == "Content-Type").count();
+    let types = response
+        .headers
+        .iter()
+        .filter(|(name, _)| *name == "Content-Type")
+        .count();
     if types > 1 {
-        if let Some(first) = response.headers.iter().position(|(name, _)| *name == "Content-Type") {
+        if let Some(first) = response
+            .headers
+            .iter()
+            .position(|(name, _)| *name == "Content-Type")
+        {
             response.headers.remove(first);
         }
     }
@@ -456,7 +512,9 @@ fn dedupe_content_type(response: &mut Response) {
 /// CORS headers for a request whose `Origin` is allowed by `--cors-origin`.
 fn cors_headers(shared: &Shared, request: &Request) -> Vec<(&'static str, String)> {
     let origins = &shared.config.cors_origins;
-    let Some(origin) = request.header("origin") else { return Vec::new() };
+    let Some(origin) = request.header("origin") else {
+        return Vec::new();
+    };
     if origins.iter().any(|allowed| allowed == "*") {
         vec![("Access-Control-Allow-Origin", "*".to_string())]
     } else if origins.iter().any(|allowed| allowed == origin) {
@@ -478,7 +536,10 @@ fn preflight(shared: &Shared, request: &Request, allow: &str) -> Response {
         response = response
             .with_cors(cors)
             .with_header("Access-Control-Allow-Methods", "GET, POST")
-            .with_header("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID")
+            .with_header(
+                "Access-Control-Allow-Headers",
+                "Authorization, Content-Type, Last-Event-ID",
+            )
             .with_header("Access-Control-Max-Age", "86400");
     }
     response.headers.retain(|(name, _)| *name != "Content-Type");
@@ -503,7 +564,12 @@ fn same_token(given: &str, expected: &str) -> bool {
     difference == 0
 }
 
-fn publish(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request, framing: Framing) -> After {
+fn publish(
+    shared: &Arc<Shared>,
+    conn: &mut Conn<TcpStream>,
+    request: &Request,
+    framing: Framing,
+) -> After {
     let refuse = |conn: &mut Conn<TcpStream>, err: Error| {
         respond_error(shared, conn, &err, Some(request));
         After::Close
@@ -517,10 +583,17 @@ fn publish(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request, 
     }
     match framing {
         Framing::None => return refuse(conn, Error::LengthRequired),
-        Framing::Length(length) if length > shared.config.max_body as u64 => return refuse(conn, Error::BodyTooLarge),
+        Framing::Length(length) if length > shared.config.max_body as u64 => {
+            return refuse(conn, Error::BodyTooLarge);
+        }
         _ => {}
     }
-    if request.expects_continue() && conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
+    if request.expects_continue()
+        && conn
+            .stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .is_err()
+    {
         return After::Close;
     }
     let body = match conn.read_body(framing, shared.config.max_body) {
@@ -532,31 +605,58 @@ fn publish(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request, 
     let result = request
         .query_pairs()
         .and_then(|query| read_publication(request.header("content-type"), &query, &body))
-        .and_then(|publication| shared.hub.publish_batch(&publication.topic, publication.events));
+        .and_then(|publication| {
+            shared
+                .hub
+                .publish_batch(&publication.topic, publication.events)
+        });
     let response = match result {
         Ok(ids) => Response::text(200, ids.join("\n") + "\n"),
         Err(err) => Response::error(&err),
     };
     let response = response.with_cors(cors_headers(shared, request));
     let keep_alive = request.keep_alive() && !shared.shutting_down.load(Ordering::SeqCst);
-    if send(shared, conn, &response, false, keep_alive) && keep_alive { After::KeepAlive } else { After::Close }
+    if send(shared, conn, &response, false, keep_alive) && keep_alive {
+        After::KeepAlive
+    } else {
+        After::Close
+    }
 }
 
 /// The subscription a `GET /events` asks for, or the error to answer.
 fn subscription_for(shared: &Arc<Shared>, request: &Request) -> Result<Subscription, Error> {
     let query = request.query_pairs()?;
-    let value = |name: &str| query.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
+    let value = |name: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
     if let Some(expected) = &shared.config.subscribe_token {
         let given = value("token").or_else(|| bearer(request));
         let allowed = given.is_some_and(|given| {
-            same_token(given, expected) || shared.config.token.as_deref().is_some_and(|publish| same_token(given, publish))
+            same_token(given, expected)
+                || shared
+                    .config
+                    .token
+                    .as_deref()
+                    .is_some_and(|publish| same_token(given, publish))
         });
         if !allowed {
             return Err(Error::Unauthorized);
         }
     }
-    let topics: Vec<String> = query.iter().filter(|(key, _)| key == "topic").map(|(_, value)| value.clone()).collect();
-    let topics = if topics.is_empty() { None } else { Some(topics) };
+    let topics: Vec<String> = query
+        .iter()
+        .filter(|(key, _)| key == "topic")
+        .map(|(_, value)| value.clone())
+        .collect();
+    let topics = if topics.is_empty() {
+        None
+    } else {
+        Some(topics)
+    };
     // The header wins: it is what a reconnecting browser sends.
     let last_id = request
         .header("last-event-id")
@@ -576,7 +676,12 @@ fn stream_head(shared: &Shared, request: &Request) -> Vec<u8> {
     head.into_bytes()
 }
 
-fn subscribe(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request, peer: &str) -> After {
+fn subscribe(
+    shared: &Arc<Shared>,
+    conn: &mut Conn<TcpStream>,
+    request: &Request,
+    peer: &str,
+) -> After {
     let mut subscription = match subscription_for(shared, request) {
         Ok(subscription) => subscription,
         Err(Error::Full) => {
@@ -584,7 +689,9 @@ fn subscribe(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request
             // jittered retry spreads the reconnections out.
             let retry = jittered(shared.config.retry_ms);
             let mut bytes = stream_head(shared, request);
-            bytes.extend_from_slice(format!("Retry-After: {}\r\n\r\n", retry.div_ceil(1000)).as_bytes());
+            bytes.extend_from_slice(
+                format!("Retry-After: {}\r\n\r\n", retry.div_ceil(1000)).as_bytes(),
+            );
             bytes.extend_from_slice(&comment_frame("server full, try again later"));
             bytes.extend_from_slice(&retry_frame(retry));
             shared.metrics.request(200);
@@ -604,7 +711,10 @@ fn subscribe(shared: &Arc<Shared>, conn: &mut Conn<TcpStream>, request: &Request
     // "The body starts at once with retry: <ms> and a blank line."
     bytes.extend_from_slice(&retry_frame(shared.config.retry_ms));
     shared.metrics.request(200);
-    shared.log(format_args!("subscriber {peer} arrived ({})", describe_topics(request)));
+    shared.log(format_args!(
+        "subscriber {peer} arrived ({})",
+        describe_topics(request)
+    ));
     let reason = stream_events(shared, &mut conn.stream, &mut subscription, bytes);
     drop(subscription);
     shared.log(format_args!("subscriber {peer} left ({reason})"));
@@ -619,21 +729,35 @@ fn describe_topics(request: &Request) -> String {
         .filter(|(key, _)| key == "topic")
         .map(|(_, value)| value)
         .collect();
-    if topics.is_empty() { "all topics".to_string() } else { format!("topics {}", topics.join(",")) }
+    if topics.is_empty() {
+        "all topics".to_string()
+    } else {
+        format!("topics {}", topics.join(","))
+    }
 }
 
 /// The subscriber loop: write what the hub hands out, a heartbeat when idle.
 /// Returns why it ended.
-fn stream_events(shared: &Shared, stream: &mut TcpStream, subscription: &mut Subscription, first: Vec<u8>) -> &'static str {
+fn stream_events(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    subscription: &mut Subscription,
+    first: Vec<u8>,
+) -> &'static str {
     let mut buffer = first;
     let mut events = 0;
     let heartbeat = shared.config.heartbeat;
     loop {
         if !buffer.is_empty() {
             if let Err(err) = stream.write_all(&buffer) {
-                if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) {
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) {
                     shared.metrics.dropped(DropReason::WriteTimeout);
-                    shared.log_error(format_args!("dropped a subscriber that accepted nothing for the write timeout"));
+                    shared.log_error(format_args!(
+                        "dropped a subscriber that accepted nothing for the write timeout"
+                    ));
                     return "write timeout";
                 }
                 return "disconnected";
@@ -644,11 +768,17 @@ fn stream_events(shared: &Shared, stream: &mut TcpStream, subscription: &mut Sub
             }
             buffer.clear();
         }
-        let wait = if heartbeat.is_zero() { IDLE_CHECK } else { heartbeat };
+        let wait = if heartbeat.is_zero() {
+            IDLE_CHECK
+        } else {
+            heartbeat
+        };
         match subscription.next(&mut buffer, wait) {
             Next::Events(count) => {
                 events = count;
-                if buffer.starts_with(b"event: gap\n") || buffer.windows(12).any(|w| w == b"\nevent: gap\n") {
+                if buffer.starts_with(b"event: gap\n")
+                    || buffer.windows(12).any(|w| w == b"\nevent: gap\n")
+                {
                     shared.metrics.gap();
                 }
             }
@@ -715,8 +845,17 @@ mod tests {
 
     #[test]
     fn wake_address_is_reachable() {
-        assert_eq!(wake_address("0.0.0.0:80".parse().unwrap()), "127.0.0.1:80".parse().unwrap());
-        assert_eq!(wake_address("[::]:80".parse().unwrap()), "[::1]:80".parse().unwrap());
-        assert_eq!(wake_address("10.0.0.1:80".parse().unwrap()), "10.0.0.1:80".parse().unwrap());
+        assert_eq!(
+            wake_address("0.0.0.0:80".parse().unwrap()),
+            "127.0.0.1:80".parse().unwrap()
+        );
+        assert_eq!(
+            wake_address("[::]:80".parse().unwrap()),
+            "[::1]:80".parse().unwrap()
+        );
+        assert_eq!(
+            wake_address("10.0.0.1:80".parse().unwrap()),
+            "10.0.0.1:80".parse().unwrap()
+        );
     }
 }

@@ -1,0 +1,13 @@
+//! Integration tests: real servers on 127.0.0.1:0, raw sockets and ureq.
+
+mod support;
+
+mod endpoints;
+mod fuzz;
+mod lifecycle;
+mod limits;
+mod publishing;
+mod resume;
+mod roundtrip;
+mod tidy;
+mod topics;

@@ -1,0 +1,350 @@
+//! Shared helpers: a server per test on 127.0.0.1:0, raw-socket clients that
+//! see exact bytes, a subscriber that parses with the crate's own parser, and
+//! condition waits with deadlines (never sleeps to synchronise).
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use tinysse::{Config, Message, Parser, Running, Server};
+
+/// Safety net for every blocking read in the tests: a test that would hang
+/// fails after this instead.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A config for tests: port 0 on loopback, no logging.
+pub fn config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        quiet: true,
+        ..Config::default()
+    }
+}
+
+/// A server that shuts down (and joins its threads) when dropped.
+pub struct TestServer {
+    running: Option<Running>,
+    pub addr: SocketAddr,
+}
+
+pub fn start(config: Config) -> TestServer {
+    let running = Server::bind(config).unwrap().start().unwrap();
+    let addr = running.local_addr();
+    TestServer {
+        running: Some(running),
+        addr,
+    }
+}
+
+pub fn start_default() -> TestServer {
+    start(config())
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn hub(&self) -> &std::sync::Arc<tinysse::Hub> {
+        self.running.as_ref().unwrap().hub()
+    }
+
+    /// Shuts down and returns how long it took.
+    pub fn shutdown(mut self) -> Duration {
+        let started = Instant::now();
+        self.running.take().unwrap().shutdown().unwrap();
+        started.elapsed()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.shutdown();
+        }
+    }
+}
+
+/// A raw connection with a read timeout as a safety net.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// A response read off a raw connection.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response head (skipping `100 Continue` interim responses when
+/// `skip_continue`) and then the body by `Content-Length`, or to the end of the
+/// stream when there is none (a 204 or a HEAD response have no body).
+pub fn read_response(stream: &mut TcpStream) -> RawResponse {
+    read_response_with(stream, true, false)
+}
+
+pub fn read_response_with(
+    stream: &mut TcpStream,
+    skip_continue: bool,
+    head_only: bool,
+) -> RawResponse {
+    loop {
+        let head = read_head(stream);
+        let status: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+        if status == 100 && skip_continue {
+            continue;
+        }
+        let mut response = RawResponse {
+            status,
+            head,
+            body: Vec::new(),
+        };
+        if status == 100 || status == 204 || head_only {
+            return response;
+        }
+        match response.header("content-length") {
+            Some(length) => {
+                let mut body = vec![0; length.parse().unwrap()];
+                stream.read_exact(&mut body).unwrap();
+                response.body = body;
+            }
+            None => {
+                stream.read_to_end(&mut response.body).unwrap();
+            }
+        }
+        return response;
+    }
+}
+
+/// Reads up to and including the empty line that ends a response head.
+pub fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            other => panic!(
+                "connection ended mid-head ({other:?}) after {:?}",
+                String::from_utf8_lossy(&head)
+            ),
+        }
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// Sends `request` on a new connection and reads one response.
+pub fn raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    let mut stream = connect(addr);
+    stream.write_all(request).unwrap();
+    read_response(&mut stream)
+}
+
+/// `POST /publish?{query}` with a body and a content type; returns status and body.
+pub fn publish(
+    addr: SocketAddr,
+    query: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
+    let mut request = format!(
+        "POST /publish{query} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(content_type) = content_type {
+        request.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    let response = raw(addr, &bytes);
+    (response.status, response.text())
+}
+
+/// Publishes `data` as a form on `topic`; returns the id. Uses ureq, a client
+/// this project did not write.
+pub fn publish_form(server: &TestServer, topic: &str, data: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(PATIENCE))
+        .build()
+        .into();
+    let mut response = agent
+        .post(&server.url("/publish"))
+        .send_form([("topic", topic), ("data", data)])
+        .unwrap();
+    let body = response.body_mut().read_to_string().unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{body}");
+    body.trim_end().to_string()
+}
+
+/// An open `GET /events` stream, parsed with the crate's own parser.
+pub struct Subscriber {
+    pub stream: TcpStream,
+    pub head: String,
+    /// Every body byte received so far.
+    pub raw: Vec<u8>,
+    parser: Parser,
+    events: std::collections::VecDeque<Message>,
+}
+
+/// Opens `GET {target}` with extra header lines (each ending in `\r\n`) and
+/// returns once the response head and the opening `retry:` frame arrived, so
+/// the subscription exists in the hub.
+pub fn subscribe(addr: SocketAddr, target: &str, extra_headers: &str) -> Subscriber {
+    let mut subscriber = open_stream(addr, target, extra_headers);
+    assert!(
+        subscriber.head.starts_with("HTTP/1.1 200"),
+        "{}",
+        subscriber.head
+    );
+    subscriber
+        .read_until(|raw| raw.starts_with(b"retry: ") && raw.windows(2).any(|w| w == b"\n\n"));
+    subscriber
+}
+
+/// Opens `GET {target}` and returns after the response head, whatever the status.
+pub fn open_stream(addr: SocketAddr, target: &str, extra_headers: &str) -> Subscriber {
+    let mut stream = connect(addr);
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n{extra_headers}\r\n"
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let head = read_head(&mut stream);
+    Subscriber {
+        stream,
+        head,
+        raw: Vec::new(),
+        parser: Parser::new(),
+        events: Default::default(),
+    }
+}
+
+impl Subscriber {
+    /// Reads until `done(raw bytes so far)` holds; panics after [`PATIENCE`]
+    /// or if the stream ends first.
+    pub fn read_until(&mut self, mut done: impl FnMut(&[u8]) -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut chunk = [0u8; 8192];
+        while !done(&self.raw) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out; received {:?}",
+                String::from_utf8_lossy(&self.raw)
+            );
+            let count = self.stream.read(&mut chunk).unwrap_or_else(|err| {
+                panic!(
+                    "read failed ({err}); received {:?}",
+                    String::from_utf8_lossy(&self.raw)
+                )
+            });
+            assert!(
+                count > 0,
+                "stream ended; received {:?}",
+                String::from_utf8_lossy(&self.raw)
+            );
+            self.raw.extend_from_slice(&chunk[..count]);
+            let mut parsed = Vec::new();
+            self.parser.feed(&chunk[..count], &mut parsed).unwrap();
+            self.events.extend(parsed);
+        }
+    }
+
+    /// The next dispatched event, waiting for it.
+    pub fn next_event(&mut self) -> Message {
+        self.read_until_event();
+        self.events.pop_front().unwrap()
+    }
+
+    fn read_until_event(&mut self) {
+        let deadline = Instant::now() + PATIENCE;
+        let mut chunk = [0u8; 8192];
+        while self.events.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for an event; received {:?}",
+                String::from_utf8_lossy(&self.raw)
+            );
+            let count = self.stream.read(&mut chunk).unwrap_or_else(|err| {
+                panic!(
+                    "read failed ({err}); received {:?}",
+                    String::from_utf8_lossy(&self.raw)
+                )
+            });
+            assert!(
+                count > 0,
+                "stream ended; received {:?}",
+                String::from_utf8_lossy(&self.raw)
+            );
+            self.raw.extend_from_slice(&chunk[..count]);
+            let mut parsed = Vec::new();
+            self.parser.feed(&chunk[..count], &mut parsed).unwrap();
+            self.events.extend(parsed);
+        }
+    }
+
+    /// The next `count` events.
+    pub fn events(&mut self, count: usize) -> Vec<Message> {
+        (0..count).map(|_| self.next_event()).collect()
+    }
+
+    /// Reads to the end of the stream (the server closed it) and returns all raw bytes.
+    pub fn read_to_end(&mut self) -> Vec<u8> {
+        let _ = self.stream.read_to_end(&mut self.raw);
+        self.raw.clone()
+    }
+}
+
+/// Threads in this test process now (Linux: /proc/self/task).
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Polls `condition` until it holds; panics with `what` after [`PATIENCE`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The value of `name` in the server's `/metrics` text (a line `name value`).
+pub fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let text = raw(
+        addr,
+        b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .text();
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}

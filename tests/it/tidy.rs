@@ -1,0 +1,45 @@
+//! Project rules checked as tests: std only, no unsafe.
+
+use std::path::Path;
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+#[test]
+fn dependencies_stay_empty() {
+    let manifest = read("Cargo.toml");
+    let section = manifest
+        .split("[dependencies]")
+        .nth(1)
+        .expect("a [dependencies] section");
+    let body = section.split("\n[").next().unwrap();
+    let entries: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert!(
+        entries.is_empty(),
+        "tinysse is std only, but [dependencies] has {entries:?}"
+    );
+}
+
+#[test]
+fn no_unsafe_code() {
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("src")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let offending = text
+                .lines()
+                .filter(|line| line.contains("unsafe") && !line.contains("forbid(unsafe_code)"))
+                .filter(|line| {
+                    let code = line.split("//").next().unwrap_or("");
+                    code.contains("unsafe ") || code.contains("unsafe{")
+                });
+            assert_eq!(offending.count(), 0, "unsafe in {}", path.display());
+        }
+    }
+    assert!(read("src/lib.rs").contains("#![forbid(unsafe_code)]"));
+}
