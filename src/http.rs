@@ -213,13 +213,28 @@ impl<S: Stream> Conn<S> {
         }
     }
 
-    /// Reads and parses one request head, allowing `timeout` for all of it.
+    /// Reads and parses the first request head of a connection, allowing
+    /// `timeout` for all of it.
     ///
-    /// Returns `Ok(None)` when the client closed the connection, or was silent
-    /// for the whole timeout, before sending any byte of a request (the normal
-    /// end of a keep-alive connection). Errors carry their status:
-    /// 414, 431, 408, 400 or 505.
+    /// Returns `Ok(None)` when the client closed the connection before sending
+    /// any byte. Errors carry their status: 414, 431, 408 (also for a client
+    /// that sent nothing at all), 400 or 505.
     pub fn read_head(&mut self, timeout: Duration) -> Result<Option<Request>, Error> {
+        self.read_head_with(timeout, false)
+    }
+
+    /// Like [`Conn::read_head`], for the next request on a keep-alive
+    /// connection: a client silent for the whole timeout is not an error
+    /// (`Ok(None)`: close quietly), since it may just be done.
+    pub fn read_next_head(&mut self, timeout: Duration) -> Result<Option<Request>, Error> {
+        self.read_head_with(timeout, true)
+    }
+
+    fn read_head_with(
+        &mut self,
+        timeout: Duration,
+        idle_ok: bool,
+    ) -> Result<Option<Request>, Error> {
         let deadline = Instant::now() + timeout;
         loop {
             // "In the interest of robustness, a server that is expecting to
@@ -241,7 +256,7 @@ impl<S: Stream> Conn<S> {
                 Ok(0) if started => return Err(Error::BadRequest("connection closed mid-head")),
                 Ok(0) => return Ok(None),
                 Ok(_) => {}
-                Err(Error::HeadTimeout) if !started => return Ok(None),
+                Err(Error::HeadTimeout) if !started && idle_ok => return Ok(None),
                 Err(err) => return Err(err),
             }
         }
@@ -605,10 +620,24 @@ pub struct Response {
 impl Response {
     /// A `text/plain` response with `body`.
     pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response::typed(status, "text/plain; charset=utf-8", body)
+    }
+
+    /// A response with `body` of type `content_type`.
+    pub fn typed(status: u16, content_type: &str, body: impl Into<String>) -> Response {
         Response {
             status,
-            headers: vec![("Content-Type", "text/plain; charset=utf-8".to_string())],
+            headers: vec![("Content-Type", content_type.to_string())],
             body: body.into().into_bytes(),
+        }
+    }
+
+    /// A response with no body and no `Content-Type` (for 204).
+    pub fn empty(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
         }
     }
 
@@ -883,13 +912,13 @@ mod tests {
             .unwrap();
         assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 3\r\n\r\nok\n");
         let mut out = Vec::new();
-        Response::text(204, "")
+        Response::empty(204)
             .with_header("Allow", "GET")
             .write_to(&mut out, false, false)
             .unwrap();
         assert_eq!(
             out,
-            b"HTTP/1.1 204 No Content\r\nContent-Type: text/plain; charset=utf-8\r\nAllow: GET\r\nConnection: close\r\n\r\n"
+            b"HTTP/1.1 204 No Content\r\nAllow: GET\r\nConnection: close\r\n\r\n"
         );
     }
 }

@@ -87,6 +87,8 @@ struct State {
     /// Every event up to this seq counts as evicted for every topic (set when
     /// `evicted` is cleared to bound its size).
     evicted_floor: u64,
+    /// `gap` events handed out, for the metrics.
+    gaps: u64,
     /// Set by `close`: subscriptions end.
     closed: bool,
 }
@@ -115,6 +117,8 @@ pub struct HubStats {
     pub history_len: usize,
     /// Bytes of encoded frames in the history.
     pub history_bytes: usize,
+    /// `gap` events handed out since the hub started.
+    pub gaps: u64,
 }
 
 impl Default for Hub {
@@ -134,6 +138,7 @@ impl Hub {
                 subscribers: 0,
                 evicted: HashMap::new(),
                 evicted_floor: 0,
+                gaps: 0,
                 closed: false,
             }),
             wake: Condvar::new(),
@@ -275,6 +280,7 @@ impl Hub {
                 Some(seq) if seq + 1 >= first_seq && seq < state.next_seq => (seq, Some(seq)),
                 _ => {
                     Event::new(id).with_event("gap").encode_into(&mut pending);
+                    state.gaps += 1;
                     (first_seq - 1, None)
                 }
             },
@@ -305,6 +311,7 @@ impl Hub {
             published: state.next_seq - 1,
             history_len: state.history.len(),
             history_bytes: state.history_bytes,
+            gaps: state.gaps,
         }
     }
 
@@ -388,6 +395,7 @@ impl Subscription {
                     Event::new(last.unwrap_or_default())
                         .with_event("gap")
                         .encode_into(out);
+                    state.gaps += 1;
                     events += 1;
                 }
                 self.cursor = state.first_seq() - 1;

@@ -45,7 +45,6 @@ pub struct Metrics {
     connections: AtomicU64,
     delivered: AtomicU64,
     bytes_sent: AtomicU64,
-    gaps: AtomicU64,
     dropped: [AtomicU64; 3],
     requests: [AtomicU64; STATUSES.len() + 1],
 }
@@ -75,11 +74,6 @@ impl Metrics {
     /// Other bytes (heads, heartbeats, responses) were written.
     pub fn sent(&self, bytes: usize) {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    /// A `gap` event was sent.
-    pub fn gap(&self) {
-        self.gaps.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A subscriber was dropped for `reason`.
@@ -148,7 +142,7 @@ impl Metrics {
             "gaps_sent_total",
             "counter",
             "Gap events sent to subscribers that lost events.",
-            &plain(load(&self.gaps)),
+            &plain(hub.gaps),
         );
         let dropped: Vec<_> = DropReason::ALL
             .iter()
@@ -207,6 +201,7 @@ mod tests {
             published: 7,
             history_len: 3,
             history_bytes: 90,
+            gaps: 4,
         };
         let text = metrics.render(&stats);
         for line in [
@@ -217,6 +212,7 @@ mod tests {
             "tinysse_requests_total{code=\"other\"} 1",
             "tinysse_subscribers_dropped_total{reason=\"write_timeout\"} 1",
             "tinysse_history_bytes 90",
+            "tinysse_gaps_sent_total 4",
         ] {
             assert!(
                 text.lines().any(|got| got == line),

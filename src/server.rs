@@ -377,17 +377,15 @@ fn serve_connection(shared: &Arc<Shared>, stream: TcpStream) {
     let mut conn = Conn::new(stream);
     let mut first = true;
     while !shared.shutting_down.load(Ordering::SeqCst) {
-        let request = match conn.read_head(shared.config.head_timeout) {
+        let head = if first {
+            conn.read_head(shared.config.head_timeout)
+        } else {
+            conn.read_next_head(shared.config.head_timeout)
+        };
+        let request = match head {
             Ok(Some(request)) => request,
             // Closed, or a keep-alive connection idle for the whole timeout.
-            Ok(None) if !first => return,
-            Ok(None) => {
-                // A first request never started: 408 only if the client is
-                // still there (it may just have closed).
-                respond_error(shared, &mut conn, &Error::HeadTimeout, None);
-                return;
-            }
-            Err(Error::Io(_)) => return,
+            Ok(None) | Err(Error::Io(_)) => return,
             Err(err) => {
                 respond_error(shared, &mut conn, &err, None);
                 return;
@@ -461,13 +459,11 @@ fn handle_request(
         (_, "OPTIONS") => preflight(shared, request, allow),
         ("/events", "GET") => return subscribe(shared, conn, request, peer),
         ("/publish", "POST") => return publish(shared, conn, request, framing),
-        ("/", "GET" | "HEAD") => {
-            Response::text(200, DEMO_PAGE).with_header("Content-Type", "text/html; charset=utf-8")
-        }
+        ("/", "GET" | "HEAD") => Response::typed(200, "text/html; charset=utf-8", DEMO_PAGE),
         ("/healthz", "GET" | "HEAD") => Response::text(200, "ok\n"),
         ("/metrics", "GET" | "HEAD") => {
-            Response::text(200, shared.metrics.render(&shared.hub.stats()))
-                .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            let text = shared.metrics.render(&shared.hub.stats());
+            Response::typed(200, "text/plain; version=0.0.4; charset=utf-8", text)
         }
         _ => Response::text(
             405,
@@ -475,8 +471,7 @@ fn handle_request(
         )
         .with_header("Allow", allow),
     };
-    let mut response = response.with_cors(cors_headers(shared, request));
-    dedupe_content_type(&mut response);
+    let response = response.with_cors(cors_headers(shared, request));
     if send(shared, conn, &response, method == "HEAD", keep_alive) && keep_alive {
         After::KeepAlive
     } else {
@@ -488,24 +483,6 @@ impl Response {
     fn with_cors(mut self, headers: Vec<(&'static str, String)>) -> Response {
         self.headers.extend(headers);
         self
-    }
-}
-
-/// `Response::text` sets a plain-text type; a later `Content-Type` replaces it.
-fn dedupe_content_type(response: &mut Response) {
-    let types = response
-        .headers
-        .iter()
-        .filter(|(name, _)| *name == "Content-Type")
-        .count();
-    if types > 1 {
-        if let Some(first) = response
-            .headers
-            .iter()
-            .position(|(name, _)| *name == "Content-Type")
-        {
-            response.headers.remove(first);
-        }
     }
 }
 
@@ -530,7 +507,7 @@ fn cors_headers(shared: &Shared, request: &Request) -> Vec<(&'static str, String
 
 /// `OPTIONS`: a CORS preflight answer when the origin is allowed, else 204 with `Allow`.
 fn preflight(shared: &Shared, request: &Request, allow: &str) -> Response {
-    let mut response = Response::text(204, "").with_header("Allow", allow);
+    let mut response = Response::empty(204).with_header("Allow", allow);
     let cors = cors_headers(shared, request);
     if !cors.is_empty() {
         response = response
@@ -542,7 +519,6 @@ fn preflight(shared: &Shared, request: &Request, allow: &str) -> Response {
             )
             .with_header("Access-Control-Max-Age", "86400");
     }
-    response.headers.retain(|(name, _)| *name != "Content-Type");
     response
 }
 
@@ -776,11 +752,6 @@ fn stream_events(
         match subscription.next(&mut buffer, wait) {
             Next::Events(count) => {
                 events = count;
-                if buffer.starts_with(b"event: gap\n")
-                    || buffer.windows(12).any(|w| w == b"\nevent: gap\n")
-                {
-                    shared.metrics.gap();
-                }
             }
             Next::Idle if heartbeat.is_zero() => {
                 events = 0;
@@ -817,7 +788,8 @@ fn peer_closed(stream: &TcpStream) -> bool {
 /// `millis` plus a random part of up to `millis` again (at least 1 s of spread).
 fn jittered(millis: u64) -> u64 {
     let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    // Each `RandomState` has new random keys, so this hash is a random number.
+    hasher.write_u64(millis);
     let spread = millis.max(1000);
     millis + hasher.finish() % spread
 }
