@@ -363,32 +363,19 @@ impl Subscription {
     pub fn next(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Next {
         // The guard must not borrow `self`, which `collect` changes.
         let hub = Arc::clone(&self.hub);
-        if !self.pending.is_empty() {
-            out.append(&mut self.pending);
-            return Next::Events(1 + self.collect(out, &hub.lock()));
-        }
         let deadline = Instant::now().checked_add(timeout);
         let mut state = hub.lock();
+        let mut events = 0;
+        if !self.pending.is_empty() {
+            out.append(&mut self.pending);
+            events += 1;
+        }
         loop {
-            let remaining = match deadline {
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None => Duration::MAX,
-            };
-            let cursor = self.cursor;
-            let (guard, _) = hub
-                .wake
-                .wait_timeout_while(state, remaining, |state| {
-                    !state.closed && state.next_seq <= cursor + 1
-                })
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            state = guard;
             if state.closed {
                 return Next::Closed;
             }
-            if state.next_seq <= self.cursor + 1 {
-                return Next::Idle;
-            }
-            let mut events = 0;
+            // Events may have left the history since the cursor last moved
+            // (while this thread was writing, or between `subscribe` and now).
             if self.cursor + 1 < state.first_seq() {
                 if self.missed_events(&state) {
                     let last = self.last_sent.map(|seq| self.hub.format_id(seq));
@@ -404,7 +391,23 @@ impl Subscription {
             if events > 0 {
                 return Next::Events(events);
             }
-            // Only events for other topics arrived: keep waiting until the deadline.
+            // Nothing yet, or only events for other topics: wait for more
+            // until the deadline.
+            let remaining = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => Duration::MAX,
+            };
+            if remaining.is_zero() {
+                return Next::Idle;
+            }
+            let cursor = self.cursor;
+            state = hub
+                .wake
+                .wait_timeout_while(state, remaining, |state| {
+                    !state.closed && state.next_seq <= cursor + 1
+                })
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
         }
     }
 
@@ -593,6 +596,22 @@ mod tests {
             ids[3], ids[4]
         );
         assert_eq!(drain(&mut busy), expected);
+    }
+
+    #[test]
+    fn events_evicted_before_the_first_read_give_a_gap() {
+        let hub = hub(2, 1 << 20);
+        let first = hub.publish("a", Event::new("1")).unwrap();
+        let mut sub = hub.subscribe(None, Some(&first)).unwrap();
+        let ids: Vec<String> = (2..=5)
+            .map(|n| hub.publish("a", Event::new(n.to_string())).unwrap())
+            .collect();
+        let expected = format!(
+            "event: gap\ndata: {first}\n\nid: {}\ndata: 4\n\nid: {}\ndata: 5\n\n",
+            ids[2], ids[3]
+        );
+        assert_eq!(drain(&mut sub), expected);
+        assert_eq!(hub.stats().gaps, 1);
     }
 
     #[test]
