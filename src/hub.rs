@@ -612,6 +612,18 @@ mod tests {
         );
         assert_eq!(drain(&mut sub), expected);
         assert_eq!(hub.stats().gaps, 1);
+
+        // Resuming from an unknown id: the gap for the id, then another for
+        // the events that left while the replay had not been read yet.
+        let mut sub = hub.subscribe(None, Some("unknown")).unwrap();
+        let more: Vec<String> = (6..=9)
+            .map(|n| hub.publish("a", Event::new(n.to_string())).unwrap())
+            .collect();
+        let expected = format!(
+            "event: gap\ndata: unknown\n\nevent: gap\ndata: \n\nid: {}\ndata: 8\n\nid: {}\ndata: 9\n\n",
+            more[2], more[3]
+        );
+        assert_eq!(drain(&mut sub), expected);
     }
 
     #[test]
