@@ -753,15 +753,17 @@ fn stream_events(
             Next::Events(count) => {
                 events = count;
             }
-            Next::Idle if heartbeat.is_zero() => {
+            Next::Idle => {
                 events = 0;
+                // The first write after a client left still succeeds (the
+                // client answers it with a reset), so look for its FIN first:
+                // the slot is freed one heartbeat sooner.
                 if peer_closed(stream) {
                     return "disconnected";
                 }
-            }
-            Next::Idle => {
-                events = 0;
-                buffer.extend_from_slice(&comment_frame("heartbeat"));
+                if !heartbeat.is_zero() {
+                    buffer.extend_from_slice(&comment_frame("heartbeat"));
+                }
             }
             Next::Closed => {
                 // A last jittered retry, so that clients do not all come back

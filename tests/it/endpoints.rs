@@ -614,3 +614,23 @@ fn non_stream_responses_carry_content_length_and_204_has_none() {
     assert_eq!(no_content.header("content-length"), None);
     assert_eq!(no_content.header("transfer-encoding"), None);
 }
+
+#[test]
+fn client_closes_idle_stream_then_slot_is_freed_at_the_next_heartbeat() {
+    // The first write after a client left still succeeds, so a server that
+    // only notices failed writes needs two heartbeats (about 6 s here); the
+    // server looks for the client's FIN first and needs one (about 3 s).
+    let server = start(Config {
+        heartbeat: Duration::from_secs(3),
+        ..config()
+    });
+    let subscriber = subscribe(server.addr, "/events", "");
+    assert_eq!(server.hub().stats().subscribers, 1);
+    let closed_at = std::time::Instant::now();
+    drop(subscriber);
+    wait_until("the subscriber's slot is freed", || {
+        server.hub().stats().subscribers == 0
+    });
+    let took = closed_at.elapsed();
+    assert!(took < Duration::from_millis(5000), "took {took:?}");
+}
