@@ -26,13 +26,13 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::config::Config;
-use crate::event::{comment_frame, retry_frame};
+use crate::event::{Event, comment_frame, retry_frame};
 use crate::http::{Conn, Framing, Request, Response};
 use crate::hub::{Hub, Next, Subscription};
 use crate::metrics::{DropReason, Metrics};
@@ -74,6 +74,32 @@ const DEMO_PAGE: &str = include_str!("demo.html");
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    /// Set with the builder methods, handed to `Shared::hooks` by `run`.
+    hooks: Hooks,
+}
+
+/// Called as each subscriber connects, with its request; the events it
+/// returns go to that subscriber alone.
+type Greeter = dyn Fn(&Request) -> Vec<Event> + Send + Sync;
+
+/// What embedding code added to the server.
+#[derive(Default)]
+struct Hooks {
+    greeter: Option<Box<Greeter>>,
+    /// Documents served at `GET`/`HEAD` on their path: (path, content type, body).
+    pages: Vec<(String, String, String)>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("greeter", &self.greeter.is_some())
+            .field(
+                "pages",
+                &self.pages.iter().map(|page| &page.0).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// State shared by the accept loop, the connection threads and handles.
@@ -91,6 +117,8 @@ struct Shared {
     /// Guards a clone of each open connection's socket, by connection number,
     /// so that shutdown can unblock threads stuck in a read or a write.
     sockets: Mutex<HashMap<u64, TcpStream>>,
+    /// Set once by `run`, before the first connection.
+    hooks: OnceLock<Hooks>,
 }
 
 impl Shared {
@@ -191,8 +219,49 @@ impl Server {
                 shutting_down: AtomicBool::new(false),
                 rejecting: AtomicUsize::new(0),
                 sockets: Mutex::new(HashMap::new()),
+                hooks: OnceLock::new(),
             }),
+            hooks: Hooks::default(),
         })
+    }
+
+    /// Greets each new subscriber: `greet` gets its request and returns
+    /// events sent to that subscriber alone, after the opening `retry:` and
+    /// before any replayed or live event. They are not stored in the history;
+    /// an `id` they carry is sent as is.
+    ///
+    /// ```no_run
+    /// use tinysse::{Config, Event, Server};
+    ///
+    /// let server = Server::bind(Config::default())?
+    ///     .on_subscribe(|_request| vec![Event::new("welcome").with_event("hello")]);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
+    pub fn on_subscribe(
+        mut self,
+        greet: impl Fn(&Request) -> Vec<Event> + Send + Sync + 'static,
+    ) -> Server {
+        self.hooks.greeter = Some(Box::new(greet));
+        self
+    }
+
+    /// Serves `body` with `content_type` at `GET` and `HEAD` on `path`
+    /// (an exact path, without query). A page at `/` replaces the demo page;
+    /// `/events` and `/publish` cannot be replaced.
+    ///
+    /// ```no_run
+    /// use tinysse::{Config, Server};
+    ///
+    /// let server = Server::bind(Config::default())?
+    ///     .with_page("/", "text/html; charset=utf-8", "<h1>my app</h1>");
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
+    pub fn with_page(mut self, path: &str, content_type: &str, body: impl Into<String>) -> Server {
+        self.hooks.pages.retain(|page| page.0 != path);
+        self.hooks
+            .pages
+            .push((path.to_string(), content_type.to_string(), body.into()));
+        self
     }
 
     /// The address the server listens on (useful after binding port 0).
@@ -235,7 +304,8 @@ impl Server {
 
     /// Accepts connections on this thread until [`Handle::shutdown`]; then
     /// closes every connection and joins every thread before returning.
-    pub fn run(self) -> Result<(), Error> {
+    pub fn run(mut self) -> Result<(), Error> {
+        let _ = self.shared.hooks.set(std::mem::take(&mut self.hooks));
         let shared = &self.shared;
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut next_id: u64 = 0;
@@ -443,9 +513,14 @@ fn handle_request(
         }
     };
     let method = request.method.as_str();
+    let page = shared
+        .hooks
+        .get()
+        .and_then(|hooks| hooks.pages.iter().find(|page| page.0 == request.path));
     let allow = match request.path.as_str() {
         "/events" => "GET, OPTIONS",
         "/publish" => "POST, OPTIONS",
+        _ if page.is_some() => "GET, HEAD, OPTIONS",
         "/" | "/healthz" | "/metrics" => "GET, HEAD, OPTIONS",
         "*" if method == "OPTIONS" => "GET, HEAD, POST, OPTIONS",
         _ => "",
@@ -459,6 +534,10 @@ fn handle_request(
         (_, "OPTIONS") => preflight(shared, request, allow),
         ("/events", "GET") => return subscribe(shared, conn, request, peer),
         ("/publish", "POST") => return publish(shared, conn, request, framing),
+        (_, "GET" | "HEAD") if page.is_some() => {
+            let (_, content_type, body) = page.expect("checked just above");
+            Response::typed(200, content_type, body.clone())
+        }
         ("/", "GET" | "HEAD") => Response::typed(200, "text/html; charset=utf-8", DEMO_PAGE),
         ("/healthz", "GET" | "HEAD") => Response::text(200, "ok\n"),
         ("/metrics", "GET" | "HEAD") => {
@@ -686,6 +765,13 @@ fn subscribe(
     bytes.extend_from_slice(b"\r\n");
     // "The body starts at once with retry: <ms> and a blank line."
     bytes.extend_from_slice(&retry_frame(shared.config.retry_ms));
+    if let Some(greet) = shared.hooks.get().and_then(|hooks| hooks.greeter.as_ref()) {
+        for event in greet(request) {
+            if event.validate().is_ok() {
+                event.encode_into(&mut bytes);
+            }
+        }
+    }
     shared.metrics.request(200);
     shared.log(format_args!(
         "subscriber {peer} arrived ({})",

@@ -4,6 +4,7 @@ mod support;
 
 mod endpoints;
 mod fuzz;
+mod hooks;
 mod lifecycle;
 mod limits;
 mod publishing;

@@ -38,6 +38,17 @@ pub fn start(config: Config) -> TestServer {
     }
 }
 
+/// Wraps a server started by the test itself (with hooks, say).
+impl TestServer {
+    pub fn from_running(running: Running) -> TestServer {
+        let addr = running.local_addr();
+        TestServer {
+            running: Some(running),
+            addr,
+        }
+    }
+}
+
 pub fn start_default() -> TestServer {
     start(config())
 }
