@@ -299,8 +299,14 @@ impl<S: Stream> Conn<S> {
         Ok(())
     }
 
-    /// Reads one line (without its CRLF or LF) of at most `limit` bytes.
-    fn read_line(&mut self, limit: usize, deadline: Instant) -> Result<Vec<u8>, Error> {
+    /// Reads one line (without its CRLF or LF) of at most `limit` bytes;
+    /// a longer one fails with `too_long()`.
+    fn read_line(
+        &mut self,
+        limit: usize,
+        too_long: fn() -> Error,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, Error> {
         let mut scanned = 0;
         loop {
             let unused = &self.buf[self.pos..];
@@ -314,8 +320,9 @@ impl<S: Stream> Conn<S> {
                 return Ok(line);
             }
             scanned = unused.len();
-            if scanned > limit {
-                return Err(Error::BadRequest("chunked body line too long"));
+            // A CR at the end may be the first half of this line's CRLF.
+            if unused.strip_suffix(b"\r").unwrap_or(unused).len() > limit {
+                return Err(too_long());
             }
             if self.fill(deadline, || Error::BodyTimeout)? == 0 {
                 return Err(Error::BadRequest("connection closed mid-body"));
@@ -327,7 +334,7 @@ impl<S: Stream> Conn<S> {
         let mut body = Vec::new();
         loop {
             // chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF  (RFC 9112 §7.1)
-            let line = self.read_line(MAX_CHUNK_LINE_BYTES, deadline)?;
+            let line = self.read_line(MAX_CHUNK_LINE_BYTES, line_too_long, deadline)?;
             let size_text = line.split(|&b| b == b';').next().unwrap_or(&[]);
             let size_text = trim_ascii(size_text);
             if size_text.is_empty()
@@ -343,7 +350,8 @@ impl<S: Stream> Conn<S> {
                 // last-chunk, then trailer-section CRLF: read and drop trailers.
                 let mut trailer_bytes = 0;
                 loop {
-                    let trailer = self.read_line(MAX_HEAD_BYTES, deadline)?;
+                    let trailer =
+                        self.read_line(MAX_HEAD_BYTES, || Error::HeadersTooLarge, deadline)?;
                     if trailer.is_empty() {
                         return Ok(body);
                     }
@@ -357,11 +365,15 @@ impl<S: Stream> Conn<S> {
                 return Err(Error::BodyTooLarge);
             }
             self.read_exact_into(&mut body, size, deadline)?;
-            if !self.read_line(0, deadline)?.is_empty() {
+            if !self.read_line(0, line_too_long, deadline)?.is_empty() {
                 return Err(Error::BadRequest("chunk data longer than its size"));
             }
         }
     }
+}
+
+fn line_too_long() -> Error {
+    Error::BadRequest("chunked body line too long")
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
@@ -552,6 +564,24 @@ pub fn form_pairs(text: &str) -> Result<Vec<(String, String)>, Error> {
             Ok((percent_decode(name)?, percent_decode(value)?))
         })
         .collect()
+}
+
+/// Percent-encodes `text` for a query string: everything but
+/// `A-Z a-z 0-9 - _ . ~` becomes `%XX`.
+///
+/// ```
+/// assert_eq!(tinysse::http::percent_encode("a b/é"), "a%20b%2F%C3%A9");
+/// ```
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 fn percent_decode(text: &str) -> Result<String, Error> {

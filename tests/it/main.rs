@@ -2,6 +2,7 @@
 
 mod support;
 
+mod cli;
 mod endpoints;
 mod fuzz;
 mod hooks;

@@ -1,0 +1,346 @@
+//! The `tinysse` binary (SPEC §3): help, flag errors, serving on a port it
+//! reports, `--stdin`, `--token-file`, and no subcommand meaning `serve`.
+//!
+//! Every child process is killed when its test ends, passed or failed
+//! ([`Served`] kills in `Drop`), and every wait is bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::support::{PATIENCE, publish, raw, subscribe};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tinysse");
+
+/// What a finished run of the binary printed.
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with `args` to its end (killed after [`PATIENCE`]).
+fn run(args: &[&str]) -> Finished {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tinysse {args:?} still running after {PATIENCE:?}; stderr: {}",
+                stderr.join().unwrap()
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Finished {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// A running `tinysse` that serves; killed when dropped, even when the test
+/// fails.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    /// The first line it printed on stderr.
+    banner: String,
+    /// Its later stderr lines, as they come.
+    stderr: Receiver<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `args` and waits for the line saying where it listens.
+fn serve(args: &[&str], stdin: Stdio) -> Served {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, stderr) = mpsc::channel();
+    let pipe = BufReader::new(child.stderr.take().unwrap());
+    thread::spawn(move || {
+        for line in pipe.lines() {
+            let Ok(line) = line else { return };
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut served = Served {
+        child,
+        addr: "127.0.0.1:0".parse().unwrap(),
+        banner: String::new(),
+        stderr,
+    };
+    served.banner = served.next_line("the line saying where it listens");
+    let port = served
+        .banner
+        .split("listening on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u16>().ok()
+        })
+        .unwrap_or_else(|| panic!("no address in {:?}", served.banner));
+    assert_ne!(port, 0, "{}", served.banner);
+    served.addr = SocketAddr::from(([127, 0, 0, 1], port));
+    served
+}
+
+impl Served {
+    /// The next stderr line, waiting at most [`PATIENCE`].
+    fn next_line(&mut self, what: &str) -> String {
+        match self.stderr.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(err) => {
+                let status = self.child.try_wait();
+                panic!("no stderr line ({what}): {err}; process status {status:?}")
+            }
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`; returns it.
+    fn wait_for_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(err) => panic!("no stderr line with {needle:?}: {err}"),
+            }
+        }
+    }
+
+    fn still_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    fn stdin(&mut self) -> &mut ChildStdin {
+        self.child.stdin.as_mut().unwrap()
+    }
+}
+
+fn healthz(addr: SocketAddr) -> (u16, String) {
+    let response = raw(
+        addr,
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    (response.status, response.text())
+}
+
+/// Every flag on the `tinysse serve` line of SPEC §3.
+const SERVE_FLAGS: &[&str] = &[
+    "--listen",
+    "--token",
+    "--token-file",
+    "--subscribe-token",
+    "--history",
+    "--history-bytes",
+    "--heartbeat",
+    "--retry",
+    "--max-subscribers",
+    "--max-body",
+    "--write-timeout",
+    "--cors-origin",
+    "--stdin",
+    "--stdin-topic",
+    "--stdin-event",
+    "--quiet",
+];
+
+#[test]
+fn help_exits_0_with_usage() {
+    let finished = run(&["--help"]);
+    assert!(finished.status.success(), "{}", finished.stderr);
+    assert!(finished.stdout.contains("Usage"), "{}", finished.stdout);
+    assert!(finished.stdout.contains("serve"), "{}", finished.stdout);
+}
+
+#[test]
+fn serve_help_lists_every_flag() {
+    let finished = run(&["serve", "--help"]);
+    assert!(finished.status.success(), "{}", finished.stderr);
+    for flag in SERVE_FLAGS {
+        let listed = finished
+            .stdout
+            .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',')
+            .any(|word| word == *flag);
+        assert!(listed, "{flag} missing from:\n{}", finished.stdout);
+    }
+}
+
+#[test]
+fn unknown_flags_and_bad_values_exit_2_with_one_line() {
+    for args in [
+        &["serve", "--no-such-flag"][..],
+        &["serve", "--history", "five"],
+        &["serve", "--listen", "nonsense"],
+        &["serve", "--max-body", "4MB"],
+        &["serve", "--history"],
+        &["--history", "five"],
+        &["--no-such-flag"],
+        &["no-such-command"],
+    ] {
+        let finished = run(args);
+        assert_eq!(
+            finished.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            finished.stderr
+        );
+        assert_eq!(
+            finished.stderr.lines().count(),
+            1,
+            "{args:?}: {:?}",
+            finished.stderr
+        );
+        assert!(finished.stderr.ends_with('\n'), "{args:?}");
+        assert!(
+            finished.stdout.is_empty(),
+            "{args:?}: {:?}",
+            finished.stdout
+        );
+    }
+}
+
+#[test]
+fn serve_prints_where_it_listens_and_answers_healthz() {
+    let mut served = serve(
+        &["serve", "--listen", "127.0.0.1:0", "--quiet"],
+        Stdio::null(),
+    );
+    assert!(served.banner.contains("demo"), "{}", served.banner);
+    assert_eq!(healthz(served.addr), (200, "ok\n".to_string()));
+    assert!(served.still_running());
+}
+
+#[test]
+fn no_subcommand_serves_like_serve() {
+    let served = serve(&["--listen", "127.0.0.1:0", "--quiet"], Stdio::null());
+    assert_eq!(healthz(served.addr), (200, "ok\n".to_string()));
+    let mut subscriber = subscribe(served.addr, "/events?topic=t", "");
+    let (status, _) = publish(served.addr, "?topic=t", None, b"hello");
+    assert_eq!(status, 200);
+    assert_eq!(subscriber.next_event().data, "hello");
+}
+
+#[test]
+fn stdin_lines_become_events_then_eof_keeps_serving() {
+    let mut served = serve(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--quiet",
+            "--stdin",
+            "--stdin-topic",
+            "logs",
+        ],
+        Stdio::piped(),
+    );
+    let mut subscriber = subscribe(served.addr, "/events?topic=logs", "");
+    let mut other = subscribe(served.addr, "/events?topic=other", "");
+    // An empty line is not an event; CRLF ends a line like LF.
+    served
+        .stdin()
+        .write_all(b"first line\n\nsecond line\r\n")
+        .unwrap();
+    served.stdin().flush().unwrap();
+    let events = subscriber.events(2);
+    assert_eq!(
+        events
+            .iter()
+            .map(|event| (event.event.as_str(), event.data.as_str()))
+            .collect::<Vec<_>>(),
+        [("message", "first line"), ("message", "second line")]
+    );
+
+    // EOF: the process reads it (and says so), and keeps serving.
+    drop(served.child.stdin.take());
+    served.wait_for_line("standard input");
+    assert!(served.still_running(), "the server exited at EOF");
+    assert_eq!(healthz(served.addr), (200, "ok\n".to_string()));
+    let (status, _) = publish(served.addr, "?topic=logs", None, b"after eof");
+    assert_eq!(status, 200);
+    assert_eq!(subscriber.next_event().data, "after eof");
+    let (status, _) = publish(served.addr, "?topic=other", None, b"other topic");
+    assert_eq!(status, 200);
+    // The stdin events went to `logs` only.
+    assert_eq!(other.next_event().data, "other topic");
+    assert!(served.still_running());
+}
+
+/// A file removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn token_file_with_a_trailing_newline_is_the_token() {
+    let file =
+        TempFile(std::env::temp_dir().join(format!("tinysse-cli-token-{}", std::process::id())));
+    std::fs::write(&file.0, "s3cret\n").unwrap();
+    let served = serve(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--quiet",
+            "--token-file",
+            file.0.to_str().unwrap(),
+        ],
+        Stdio::null(),
+    );
+    let post = |authorization: &str| {
+        let request = format!(
+            "POST /publish?topic=t HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{authorization}Content-Length: 2\r\n\r\nhi"
+        );
+        raw(served.addr, request.as_bytes()).status
+    };
+    assert_eq!(post("Authorization: Bearer s3cret\r\n"), 200);
+    assert_eq!(post(""), 401);
+    assert_eq!(
+        post("Authorization: Bearer s3cret \r\n"),
+        200,
+        "OWS is not part of the value"
+    );
+    assert_eq!(post("Authorization: Bearer s3cre\r\n"), 401);
+}
