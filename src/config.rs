@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::Error;
+use crate::client::{DataSource, ListenOptions, PublishOptions};
 use crate::http::{DEFAULT_MAX_BODY, HEAD_TIMEOUT};
 use crate::hub::{
     DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_EVENTS, DEFAULT_MAX_SUBSCRIBERS, check_topic,
@@ -142,19 +143,8 @@ pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions
     let mut token_file: Option<String> = None;
     let mut args = args.iter().map(AsRef::as_ref);
     while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
-            _ => (arg, None),
-        };
-        let mut value = || -> Result<String, Error> {
-            match inline.clone() {
-                Some(value) => Ok(value),
-                None => args
-                    .next()
-                    .map(str::to_string)
-                    .ok_or_else(|| usage(format!("{flag} needs a value"))),
-            }
-        };
+        let (flag, inline) = split_flag(arg);
+        let mut value = || take_value(flag, inline.clone(), &mut args);
         match flag {
             "--help" | "-h" => return Ok(None),
             "--listen" => {
@@ -230,6 +220,203 @@ pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions
         None
     };
     Ok(Some(ServeOptions { config, stdin }))
+}
+
+/// The help text of `tinysse listen`.
+pub const LISTEN_HELP: &str = "\
+Usage: tinysse listen URL [--topic T]... [--last-event-id ID] [--raw]
+
+Subscribes to a stream and prints each event as it arrives, like a browser's
+EventSource: reconnects after the server's retry time with Last-Event-ID, and
+stops (exit 1) when the server answers with a status other than 200 or a
+Content-Type other than text/event-stream.
+
+URL is the server's address (http://127.0.0.1:8080, /events is added) or a
+full stream URL.
+
+Flags:
+  --topic T             receive only topic T; repeatable (default: all topics)
+  --last-event-id ID    resume after event ID
+  --raw                 print the bytes as they arrive, line endings shown as
+                        \\r and \\n, with a => line where each event is dispatched
+  --help                show this help
+";
+
+/// The help text of `tinysse publish`.
+pub const PUBLISH_HELP: &str = "\
+Usage: tinysse publish URL [--topic T] [--event E] [--retry MS] [--token T]
+                           [--each-line] [DATA | -]
+
+Publishes DATA as one event and prints its id. With -, reads the data from
+standard input (one trailing newline removed); with --each-line, publishes
+each non-empty line of standard input as its own event, over one connection.
+
+URL is the server's address (http://127.0.0.1:8080, /publish is added) or a
+full publish URL. Exit 1 with the server's reason when it refuses.
+
+Flags:
+  --topic T        topic (default: default)
+  --event E        event type (default: message)
+  --retry MS       reconnection time to send to subscribers, in milliseconds
+  --token T        publish token, sent as Authorization: Bearer T
+  --each-line      one event per line of standard input (needs -)
+  --help           show this help
+";
+
+/// Parses the arguments of `tinysse listen`; `Ok(None)` for `--help`.
+///
+/// ```
+/// let options = tinysse::config::parse_listen_args(&["http://h:1", "--topic", "a", "--raw"])?.unwrap();
+/// assert_eq!((options.topics, options.raw), (vec!["a".to_string()], true));
+/// # Ok::<(), tinysse::Error>(())
+/// ```
+pub fn parse_listen_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ListenOptions>, Error> {
+    let mut url = None;
+    let mut options = ListenOptions {
+        url: String::new(),
+        topics: Vec::new(),
+        last_event_id: None,
+        raw: false,
+    };
+    let mut args = args.iter().map(AsRef::as_ref);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = split_flag(arg);
+        let mut value = || take_value(flag, inline.clone(), &mut args);
+        match flag {
+            "--help" | "-h" => return Ok(None),
+            "--topic" => {
+                let topic = value()?;
+                check_topic(&topic).map_err(|err| usage(format!("--topic: {err}")))?;
+                options.topics.push(topic);
+            }
+            "--last-event-id" => options.last_event_id = Some(value()?),
+            "--raw" if inline.is_none() => options.raw = true,
+            _ if flag.starts_with('-') => {
+                return Err(usage(format!(
+                    "unknown flag {flag} (see tinysse listen --help)"
+                )));
+            }
+            _ if url.is_none() => url = Some(arg.to_string()),
+            _ => {
+                return Err(usage(format!(
+                    "unexpected argument {arg:?} (see tinysse listen --help)"
+                )));
+            }
+        }
+    }
+    options.url =
+        url.ok_or_else(|| usage("listen needs a URL, like http://127.0.0.1:8080".to_string()))?;
+    crate::client::Target::parse(&options.url, "/events")?;
+    if options
+        .last_event_id
+        .as_deref()
+        .is_some_and(|id| id.contains(['\r', '\n', '\0']))
+    {
+        return Err(usage(
+            "--last-event-id must not contain CR, LF or NUL".to_string(),
+        ));
+    }
+    Ok(Some(options))
+}
+
+/// Parses the arguments of `tinysse publish`; `Ok(None)` for `--help`.
+///
+/// ```
+/// use tinysse::client::DataSource;
+///
+/// let options = tinysse::config::parse_publish_args(&["http://h:1", "--topic", "a", "hello"])?.unwrap();
+/// assert_eq!(options.data, DataSource::Argument("hello".to_string()));
+/// # Ok::<(), tinysse::Error>(())
+/// ```
+pub fn parse_publish_args<S: AsRef<str>>(args: &[S]) -> Result<Option<PublishOptions>, Error> {
+    let mut positional = Vec::new();
+    let mut options = PublishOptions {
+        url: String::new(),
+        topic: None,
+        event: None,
+        retry: None,
+        token: None,
+        data: DataSource::Stdin,
+        each_line: false,
+    };
+    let mut args = args.iter().map(AsRef::as_ref);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = split_flag(arg);
+        let mut value = || take_value(flag, inline.clone(), &mut args);
+        match flag {
+            "--help" | "-h" => return Ok(None),
+            "--topic" => {
+                let topic = value()?;
+                check_topic(&topic).map_err(|err| usage(format!("--topic: {err}")))?;
+                options.topic = Some(topic);
+            }
+            "--event" => {
+                let event = value()?;
+                if event.contains(['\r', '\n']) {
+                    return Err(usage("--event must not contain CR or LF".to_string()));
+                }
+                options.event = Some(event);
+            }
+            "--retry" => options.retry = Some(parse_count(flag, &value()?)? as u64),
+            "--token" => options.token = Some(non_empty(flag, value()?)?),
+            "--each-line" if inline.is_none() => options.each_line = true,
+            "-" => positional.push(arg.to_string()),
+            _ if flag.starts_with('-') => {
+                return Err(usage(format!(
+                    "unknown flag {flag} (see tinysse publish --help)"
+                )));
+            }
+            _ => positional.push(arg.to_string()),
+        }
+    }
+    let mut positional = positional.into_iter();
+    options.url = positional
+        .next()
+        .ok_or_else(|| usage("publish needs a URL, like http://127.0.0.1:8080".to_string()))?;
+    crate::client::Target::parse(&options.url, "/publish")?;
+    options.data = match positional.next().as_deref() {
+        Some("-") => DataSource::Stdin,
+        Some(data) => DataSource::Argument(data.to_string()),
+        None => {
+            return Err(usage(
+                "publish needs DATA, or - to read standard input".to_string(),
+            ));
+        }
+    };
+    if let Some(extra) = positional.next() {
+        return Err(usage(format!(
+            "unexpected argument {extra:?} (see tinysse publish --help)"
+        )));
+    }
+    if options.each_line && options.data != DataSource::Stdin {
+        return Err(usage(
+            "--each-line reads standard input: give - as the data".to_string(),
+        ));
+    }
+    Ok(Some(options))
+}
+
+/// Splits `--flag=value` into the flag and its inline value.
+fn split_flag(arg: &str) -> (&str, Option<String>) {
+    match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+        _ => (arg, None),
+    }
+}
+
+/// The value of `flag`: inline (`--flag=value`) or the next argument.
+fn take_value<'a>(
+    flag: &str,
+    inline: Option<String>,
+    rest: &mut impl Iterator<Item = &'a str>,
+) -> Result<String, Error> {
+    match inline {
+        Some(value) => Ok(value),
+        None => rest
+            .next()
+            .map(str::to_string)
+            .ok_or_else(|| usage(format!("{flag} needs a value"))),
+    }
 }
 
 fn usage(message: String) -> Error {

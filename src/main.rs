@@ -4,15 +4,19 @@
 
 use std::process::ExitCode;
 
-use tinysse::config::{SERVE_HELP, parse_serve_args};
+use tinysse::config::{
+    LISTEN_HELP, PUBLISH_HELP, SERVE_HELP, parse_listen_args, parse_publish_args, parse_serve_args,
+};
 use tinysse::{Error, Server};
 
 const HELP: &str = "\
 tinysse: a small Server-Sent Events hub
 
 Usage:
-  tinysse [serve] [FLAGS]     run the hub (tinysse serve --help for the flags)
-  tinysse --help              show this help
+  tinysse [serve] [FLAGS]         run the hub (tinysse serve --help for the flags)
+  tinysse listen URL [FLAGS]      print the events of a stream, reconnecting like a browser
+  tinysse publish URL [FLAGS] DATA|-   publish an event and print its id
+  tinysse --help                  show this help
 
 Subscribe: curl -N http://127.0.0.1:8080/events
 Publish:   curl -d data=hello http://127.0.0.1:8080/publish
@@ -26,10 +30,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("serve") => serve(&args[1..]),
-        Some("listen" | "publish") => Err(Error::Usage(format!(
-            "tinysse {} is not available in this version; use curl (see tinysse --help)",
-            args[0]
-        ))),
+        Some("listen") => listen(&args[1..]),
+        Some("publish") => publish(&args[1..]),
         Some(other) if !other.starts_with('-') => Err(Error::Usage(format!(
             "unknown command {other:?} (see tinysse --help)"
         ))),
@@ -46,6 +48,26 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn listen(args: &[String]) -> Result<(), Error> {
+    let Some(options) = parse_listen_args(args)? else {
+        print!("{LISTEN_HELP}");
+        return Ok(());
+    };
+    tinysse::client::listen(&options, &mut std::io::stdout(), &mut std::io::stderr())
+}
+
+fn publish(args: &[String]) -> Result<(), Error> {
+    let Some(options) = parse_publish_args(args)? else {
+        print!("{PUBLISH_HELP}");
+        return Ok(());
+    };
+    tinysse::client::publish(
+        &options,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout(),
+    )
 }
 
 fn serve(args: &[String]) -> Result<(), Error> {

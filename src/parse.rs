@@ -425,6 +425,31 @@ impl Parser {
         }
     }
 
+    /// Starts the parser with `id` as its last event ID, for a client that
+    /// reconnects: the new stream's events without an `id:` field keep it.
+    ///
+    /// The spec starts each stream's last event ID buffer empty; browsers
+    /// (Chromium's `EventSourceParser`, for one) start it from the event
+    /// source's last event ID string instead, so that an event without an id,
+    /// such as a `gap`, does not reset it. This does the same.
+    ///
+    /// ```
+    /// use tinysse::Parser;
+    ///
+    /// let mut parser = Parser::new().with_last_event_id("41");
+    /// let mut out = Vec::new();
+    /// parser.feed(b"event: gap\ndata: 41\n\n", &mut out)?;
+    /// assert_eq!(out[0].id, "41");
+    /// assert_eq!(parser.last_event_id(), "41");
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
+    pub fn with_last_event_id(mut self, id: impl Into<String>) -> Parser {
+        let id = id.into();
+        self.interpreter.last_event_id_buffer = id.clone();
+        self.interpreter.last_event_id = id;
+        self
+    }
+
     /// Feed bytes; dispatched events are pushed to `out` in order.
     ///
     /// On `Err(EventTooLarge)` the events dispatched before the overflow are

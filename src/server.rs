@@ -875,11 +875,15 @@ fn peer_closed(stream: &TcpStream) -> bool {
 
 /// `millis` plus a random part of up to `millis` again (at least 1 s of spread).
 fn jittered(millis: u64) -> u64 {
+    millis + random_u64() % millis.max(1000)
+}
+
+/// A random number, for jitter (not for secrets).
+pub(crate) fn random_u64() -> u64 {
+    // Each `RandomState` gets new random keys, so any hash it makes is random.
     let mut hasher = RandomState::new().build_hasher();
-    // Each `RandomState` has new random keys, so this hash is a random number.
-    hasher.write_u64(millis);
-    let spread = millis.max(1000);
-    millis + hasher.finish() % spread
+    hasher.write_u8(0);
+    hasher.finish()
 }
 
 #[cfg(test)]
