@@ -3,11 +3,13 @@
 mod support;
 
 mod cli;
+mod client;
 mod endpoints;
 mod fuzz;
 mod hooks;
 mod lifecycle;
 mod limits;
+mod protocol_doc;
 mod publishing;
 mod resume;
 mod roundtrip;
