@@ -82,8 +82,11 @@ fn serve(args: &[String]) -> Result<(), Error> {
     eprintln!(
         "tinysse: listening on http://{addr} — open it in a browser for the demo; subscribe at /events, publish at /publish"
     );
-    if let Some(warning) = server.publish_warning() {
-        eprintln!("tinysse: {warning}");
+    for warning in [server.publish_warning(), server.open_files_warning()]
+        .into_iter()
+        .flatten()
+    {
+        eprintln!("tinysse: warning: {warning}");
     }
     if let Some((topic, event)) = options.stdin {
         let hub = server.hub().clone();

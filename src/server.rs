@@ -293,6 +293,28 @@ impl Server {
         ))
     }
 
+    /// A warning when the process may open fewer files than the server may
+    /// need (one per connection, plus a few), read from `/proc/self/limits`
+    /// on Linux. tinysse cannot raise the limit itself without `unsafe` code.
+    pub fn open_files_warning(&self) -> Option<String> {
+        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let soft: u64 = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))?
+            .split_whitespace()
+            .nth(3)?
+            .parse()
+            .ok()?;
+        let needed = self.shared.config.max_connections() as u64 + 16;
+        (soft < needed).then(|| {
+            format!(
+                "the open-files limit is {soft}, but --max-subscribers {} needs about {needed}; \
+                 raise it (ulimit -n {needed}) or lower --max-subscribers",
+                self.shared.config.max_subscribers
+            )
+        })
+    }
+
     /// Runs the server on a new `tinysse-accept` thread.
     pub fn start(self) -> Result<Running, Error> {
         let handle = self.handle();

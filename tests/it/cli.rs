@@ -82,8 +82,14 @@ impl Drop for Served {
 
 /// Starts the binary with `args` and waits for the line saying where it listens.
 fn serve(args: &[&str], stdin: Stdio) -> Served {
-    let mut child = Command::new(BIN)
-        .args(args)
+    let mut command = Command::new(BIN);
+    command.args(args);
+    serve_command(command, stdin)
+}
+
+/// Like [`serve`], for a command built by the caller.
+fn serve_command(mut command: Command, stdin: Stdio) -> Served {
+    let mut child = command
         .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -246,6 +252,44 @@ fn serve_prints_where_it_listens_and_answers_healthz() {
     assert!(served.banner.contains("demo"), "{}", served.banner);
     assert_eq!(healthz(served.addr), (200, "ok\n".to_string()));
     assert!(served.still_running());
+}
+
+#[test]
+fn low_open_files_limit_gets_a_warning_at_startup() {
+    // 1024 subscribers + 64 other connections do not fit in 256 descriptors.
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        "ulimit -n 256 && exec \"$0\" \"$@\"",
+        BIN,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let mut served = serve_command(command, Stdio::null());
+    let warning = served.wait_for_line("open-files limit");
+    assert!(
+        warning.contains("is 256") && warning.contains("ulimit -n"),
+        "{warning}"
+    );
+    assert_eq!(healthz(served.addr), (200, "ok\n".to_string()));
+
+    let mut command = Command::new("sh");
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--max-subscribers",
+        "100",
+    ];
+    command
+        .args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\"", BIN])
+        .args(args);
+    let mut served = serve_command(command, Stdio::null());
+    // No warning: the next line is the first subscriber's arrival.
+    let _subscriber = subscribe(served.addr, "/events", "");
+    let line = served.next_line("the arrival line");
+    assert!(line.contains("arrived"), "{line}");
 }
 
 #[test]
