@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod client;
 mod endpoints;
+mod examples;
 mod fuzz;
 mod hooks;
 mod lifecycle;
