@@ -188,7 +188,15 @@ impl Running {
     /// Shuts the server down and waits until every thread it started has ended.
     pub fn shutdown(self) -> Result<(), Error> {
         self.handle.shutdown();
-        self.thread.join().unwrap_or(Ok(()))
+        self.wait()
+    }
+
+    /// Waits until the server stops (after a [`Handle::shutdown`] from
+    /// elsewhere) and every thread it started has ended.
+    pub fn wait(self) -> Result<(), Error> {
+        self.thread
+            .join()
+            .unwrap_or(Err(Error::Client("the accept thread panicked".to_string())))
     }
 }
 

@@ -78,3 +78,12 @@ fn embedding_code_adds_pages() {
     // `/events` stays the stream.
     subscribe(server.addr, "/events", "");
 }
+
+#[test]
+fn handle_shuts_down_then_wait_returns() {
+    let running = Server::bind(config()).unwrap().start().unwrap();
+    let handle = running.handle();
+    let waiter = std::thread::spawn(move || running.wait());
+    handle.shutdown();
+    waiter.join().unwrap().unwrap();
+}
