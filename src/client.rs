@@ -31,6 +31,9 @@ pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_RETRY_MS: u64 = 3000;
 /// Longest wait between reconnection attempts after repeated failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// `--raw`: how long a CR that ends what arrived waits for a possible LF
+/// before it is shown (and its line parsed) as a line of its own.
+const CR_GRACE: Duration = Duration::from_millis(100);
 /// Largest response head accepted.
 const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
 /// Largest non-stream response body accepted (a publish answer).
@@ -420,8 +423,13 @@ fn listen_once(
             .read_to_end(&mut body);
         let reason = String::from_utf8_lossy(&body);
         let reason = reason.lines().next().unwrap_or("").trim();
+        let reason = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {reason}")
+        };
         return Ok(Outcome::Refused(format!(
-            "the server answered {} {}: {reason}",
+            "the server answered {} {}{reason}",
             head.status, head.reason
         )));
     }
@@ -442,9 +450,20 @@ fn listen_once(
     let mut body = Body::new(reader, head.framing());
     let mut chunk = vec![0u8; 8192];
     let mut view = RawView::default();
-    loop {
+    let end = loop {
+        // --raw: a CR at the end of what came may be the first half of a CRLF.
+        // Wait a moment for the next byte, not until the next event (the
+        // parser dispatches at the CR): then show the line as complete.
+        if raw && view.pending.ends_with(b"\r") && body.reader.buffer().is_empty() {
+            stream.set_read_timeout(Some(CR_GRACE))?;
+            let more = stream.peek(&mut [0u8; 1]);
+            stream.set_read_timeout(Some(STREAM_IDLE_TIMEOUT))?;
+            if more.is_err() && view.end_line(parser, out, log).is_err() {
+                return Ok(Outcome::OutputClosed);
+            }
+        }
         let read = match body.read(&mut chunk) {
-            Ok(0) => return Ok(Outcome::ServerClosed),
+            Ok(0) => break Ok(Outcome::ServerClosed),
             Ok(read) => read,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err)
@@ -453,12 +472,12 @@ fn listen_once(
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                return Err(Error::Client(format!(
+                break Err(Error::Client(format!(
                     "nothing received for {} s",
                     STREAM_IDLE_TIMEOUT.as_secs()
                 )));
             }
-            Err(err) => return Err(Error::Io(err)),
+            Err(err) => break Err(Error::Io(err)),
         };
         let printed = if raw {
             view.show(&chunk[..read], parser, out, log)
@@ -474,7 +493,12 @@ fn listen_once(
         if printed.is_err() {
             return Ok(Outcome::OutputClosed);
         }
+    };
+    // --raw: the bytes of a last line that never got its line ending.
+    if raw && view.end_line(parser, out, log).is_err() {
+        return Ok(Outcome::OutputClosed);
     }
+    end
 }
 
 /// Prints one event as a block: a `== type (id ...)` line, the data as is, a blank line.
@@ -578,26 +602,7 @@ impl RawView {
                 break;
             }
             consumed += line.len();
-            writeln!(out, "| {}", escape(line))?;
-            let retry_before = parser.retry();
-            let mut events = Vec::new();
-            if parser.feed(line, &mut events).is_err() {
-                let _ = writeln!(log, "tinysse: an event over the size limit was dropped");
-            }
-            if parser.retry() != retry_before {
-                writeln!(
-                    out,
-                    "=> reconnection time is now {} ms",
-                    parser.retry().unwrap_or(0)
-                )?;
-            }
-            for event in &events {
-                writeln!(
-                    out,
-                    "=> dispatch: type {:?}, id {:?}, data {:?}",
-                    event.event, event.id, event.data
-                )?;
-            }
+            show_line(line, parser, out, log)?;
         }
         self.pending.drain(..consumed);
         // A line this long without an ending is shown as it is, unfinished.
@@ -609,6 +614,53 @@ impl RawView {
         }
         out.flush()
     }
+
+    /// Shows the bytes held back (a line whose ending has not come, or a CR
+    /// that may be the first half of a CRLF) as a line, and feeds them to the
+    /// parser: the stream ended, or a CR was not followed by more bytes soon.
+    fn end_line(
+        &mut self,
+        parser: &mut Parser,
+        out: &mut dyn Write,
+        log: &mut dyn Write,
+    ) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let line = std::mem::take(&mut self.pending);
+        show_line(&line, parser, out, log)?;
+        out.flush()
+    }
+}
+
+/// `--raw`: shows one line, feeds it to the parser, and marks what it did.
+fn show_line(
+    line: &[u8],
+    parser: &mut Parser,
+    out: &mut dyn Write,
+    log: &mut dyn Write,
+) -> io::Result<()> {
+    writeln!(out, "| {}", escape(line))?;
+    let retry_before = parser.retry();
+    let mut events = Vec::new();
+    if parser.feed(line, &mut events).is_err() {
+        let _ = writeln!(log, "tinysse: an event over the size limit was dropped");
+    }
+    if parser.retry() != retry_before {
+        writeln!(
+            out,
+            "=> reconnection time is now {} ms",
+            parser.retry().unwrap_or(0)
+        )?;
+    }
+    for event in &events {
+        writeln!(
+            out,
+            "=> dispatch: type {:?}, id {:?}, data {:?}",
+            event.event, event.id, event.data
+        )?;
+    }
+    Ok(())
 }
 
 /// Where `tinysse publish` takes its data from.

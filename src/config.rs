@@ -345,6 +345,8 @@ pub fn parse_publish_args<S: AsRef<str>>(args: &[S]) -> Result<Option<PublishOpt
         let mut value = || take_value(flag, inline.clone(), &mut args);
         match flag {
             "--help" | "-h" => return Ok(None),
+            // Everything after `--` is positional: data may start with `-`.
+            "--" => positional.extend(args.by_ref().map(str::to_string)),
             "--topic" => {
                 let topic = value()?;
                 check_topic(&topic).map_err(|err| usage(format!("--topic: {err}")))?;
@@ -562,6 +564,15 @@ mod tests {
             assert!(!message.contains('\n'), "{message}");
         }
         assert!(parse_serve_args(&["--help"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn publish_data_may_start_with_a_dash_after_double_dash() {
+        let options = parse_publish_args(&["http://h:1", "--topic", "t", "--", "-x"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(options.data, DataSource::Argument("-x".to_string()));
+        assert!(parse_publish_args(&["http://h:1", "-x"]).is_err());
     }
 
     #[test]

@@ -259,62 +259,46 @@ impl Subscriber {
     /// or if the stream ends first.
     pub fn read_until(&mut self, mut done: impl FnMut(&[u8]) -> bool) {
         let deadline = Instant::now() + PATIENCE;
-        let mut chunk = [0u8; 8192];
         while !done(&self.raw) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out; received {:?}",
-                String::from_utf8_lossy(&self.raw)
-            );
-            let count = self.stream.read(&mut chunk).unwrap_or_else(|err| {
-                panic!(
-                    "read failed ({err}); received {:?}",
-                    String::from_utf8_lossy(&self.raw)
-                )
-            });
-            assert!(
-                count > 0,
-                "stream ended; received {:?}",
-                String::from_utf8_lossy(&self.raw)
-            );
-            self.raw.extend_from_slice(&chunk[..count]);
-            let mut parsed = Vec::new();
-            self.parser.feed(&chunk[..count], &mut parsed).unwrap();
-            self.events.extend(parsed);
+            self.read_some(deadline);
         }
     }
 
     /// The next dispatched event, waiting for it.
     pub fn next_event(&mut self) -> Message {
-        self.read_until_event();
+        let deadline = Instant::now() + PATIENCE;
+        while self.events.is_empty() {
+            self.read_some(deadline);
+        }
         self.events.pop_front().unwrap()
     }
 
-    fn read_until_event(&mut self) {
-        let deadline = Instant::now() + PATIENCE;
+    /// One read (retried on EINTR), parsed; panics if the stream ended or
+    /// the deadline passed.
+    fn read_some(&mut self, deadline: Instant) {
+        let received = |raw: &[u8]| String::from_utf8_lossy(raw).into_owned();
+        assert!(
+            Instant::now() < deadline,
+            "timed out; received {:?}",
+            received(&self.raw)
+        );
         let mut chunk = [0u8; 8192];
-        while self.events.is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for an event; received {:?}",
-                String::from_utf8_lossy(&self.raw)
-            );
-            let count = self.stream.read(&mut chunk).unwrap_or_else(|err| {
-                panic!(
-                    "read failed ({err}); received {:?}",
-                    String::from_utf8_lossy(&self.raw)
-                )
-            });
-            assert!(
-                count > 0,
-                "stream ended; received {:?}",
-                String::from_utf8_lossy(&self.raw)
-            );
-            self.raw.extend_from_slice(&chunk[..count]);
-            let mut parsed = Vec::new();
-            self.parser.feed(&chunk[..count], &mut parsed).unwrap();
-            self.events.extend(parsed);
-        }
+        let count = loop {
+            match self.stream.read(&mut chunk) {
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(count) => break count,
+                Err(err) => panic!("read failed ({err}); received {:?}", received(&self.raw)),
+            }
+        };
+        assert!(
+            count > 0,
+            "stream ended; received {:?}",
+            received(&self.raw)
+        );
+        self.raw.extend_from_slice(&chunk[..count]);
+        let mut parsed = Vec::new();
+        self.parser.feed(&chunk[..count], &mut parsed).unwrap();
+        self.events.extend(parsed);
     }
 
     /// The next `count` events.
