@@ -245,7 +245,7 @@ Flags:
 /// The help text of `tinysse publish`.
 pub const PUBLISH_HELP: &str = "\
 Usage: tinysse publish URL [--topic T] [--event E] [--retry MS] [--token T]
-                           [--each-line] [DATA | -]
+                           [--each-line] [--] [DATA | -]
 
 Publishes DATA as one event and prints its id. With -, reads the data from
 standard input (one trailing newline removed); with --each-line, publishes
@@ -260,6 +260,7 @@ Flags:
   --retry MS       reconnection time to send to subscribers, in milliseconds
   --token T        publish token, sent as Authorization: Bearer T
   --each-line      one event per line of standard input (needs -)
+  --               what follows is DATA, even if it starts with -
   --help           show this help
 ";
 
