@@ -559,7 +559,10 @@ pub fn escape(bytes: &[u8]) -> String {
                 '\\' => out.push_str("\\\\"),
                 '\r' => out.push_str("\\r"),
                 '\n' => out.push_str("\\n"),
-                ch if ch.is_control() => {
+                // Control characters, and the invisible ones a learner would
+                // miss: a byte order mark, zero-width spaces and joiners,
+                // direction marks and overrides.
+                ch if ch.is_control() || is_invisible(ch) => {
                     let mut buf = [0u8; 4];
                     for byte in ch.encode_utf8(&mut buf).bytes() {
                         out.push_str(&format!("\\x{byte:02x}"));
@@ -573,6 +576,12 @@ pub fn escape(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Characters that print as nothing: U+FEFF (a byte order mark), U+200B to
+/// U+200F, U+202A to U+202E, U+2060 to U+2064 and U+2066 to U+2069.
+fn is_invisible(ch: char) -> bool {
+    matches!(ch, '\u{feff}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `--raw`: shows stream bytes line by line as they complete, feeds each
@@ -861,6 +870,10 @@ mod tests {
     fn escapes_reversibly() {
         assert_eq!(escape(b"a\\b"), "a\\\\b");
         assert_eq!(escape(b"\xff\x00\xc3\xa9"), "\\xff\\x00é");
+        assert_eq!(
+            escape("\u{feff}data: x".as_bytes()),
+            "\\xef\\xbb\\xbfdata: x"
+        );
         assert_eq!(
             split_keeping_endings(b"a\r\nb\rc\nd"),
             vec![&b"a\r\n"[..], b"b\r", b"c\n", b"d"]

@@ -317,7 +317,8 @@ impl Hub {
 
     fn parse_id(&self, id: &str) -> Option<u64> {
         let (run, seq) = id.split_once('-')?;
-        if run.parse::<u64>().ok()? != self.run || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        if !digits(run) || !digits(seq) || run.parse::<u64>().ok()? != self.run {
             return None;
         }
         seq.parse().ok()
@@ -529,6 +530,8 @@ mod tests {
         let c = second.publish("t", Event::new("a")).unwrap();
         assert_ne!(a, c);
         assert_eq!(second.parse_id(&a), None);
+        assert_eq!(first.parse_id(&format!("+{a}")), None);
+        assert_eq!(first.parse_id(&a.replace('-', "-+")), None);
     }
 
     #[test]

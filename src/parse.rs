@@ -73,7 +73,8 @@
 //
 // * Choices the spec leaves open:
 //     - `retry` with an empty value is ignored. (The spec's "consists of only ASCII
-//       digits" would be vacuously true for it, but browsers ignore it too.)
+//       digits" would be vacuously true for it. Browsers differ: Chromium's
+//       EventSourceParser resets the delay to its default instead.)
 //     - A `retry` value too large for a u64 saturates to u64::MAX milliseconds. The
 //       field is valid by the spec's rule, and u64::MAX is the closest value we can
 //       represent.
