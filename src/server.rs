@@ -614,13 +614,13 @@ fn cors_headers(shared: &Shared, request: &Request) -> Vec<(&'static str, String
     }
 }
 
-/// `OPTIONS`: a CORS preflight answer when the origin is allowed, else 204 with `Allow`.
+/// `OPTIONS`: a CORS preflight answer when the origin is allowed, else 204
+/// with `Allow`. The origin headers themselves are added by `handle_request`,
+/// as for every response (twice would make browsers refuse the preflight).
 fn preflight(shared: &Shared, request: &Request, allow: &str) -> Response {
     let mut response = Response::empty(204).with_header("Allow", allow);
-    let cors = cors_headers(shared, request);
-    if !cors.is_empty() {
+    if !cors_headers(shared, request).is_empty() {
         response = response
-            .with_cors(cors)
             .with_header("Access-Control-Allow-Methods", "GET, POST")
             .with_header(
                 "Access-Control-Allow-Headers",

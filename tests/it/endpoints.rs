@@ -348,6 +348,19 @@ fn cors_preflight_from_an_allowed_origin() {
             Some("https://app.example"),
             "{target}: {response:?}"
         );
+        // Browsers refuse a preflight whose headers repeat.
+        for name in [
+            "access-control-allow-origin",
+            "vary",
+            "access-control-allow-credentials",
+        ] {
+            let count = response
+                .head
+                .lines()
+                .filter(|line| line.to_ascii_lowercase().starts_with(&format!("{name}:")))
+                .count();
+            assert_eq!(count, 1, "{target}: {name} in {:?}", response.head);
+        }
         let methods = items(
             &response
                 .header("access-control-allow-methods")
