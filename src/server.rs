@@ -46,9 +46,12 @@ pub const CONNECTION_STACK_BYTES: usize = 64 * 1024;
 /// Time the connection threads get to finish by themselves at shutdown before
 /// their sockets are shut down under them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
-/// How often an idle stream with heartbeats off checks that its client is
-/// still connected.
+/// How often an idle stream with heartbeats off checks, at most, that its
+/// client is still connected.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// The first check for a departed client, a moment after the stream opened
+/// or went idle; each later one waits twice as long.
+const FIRST_CLOSE_CHECK: Duration = Duration::from_millis(5);
 /// Threads answering 503 past the connection cap at once; past it the
 /// connection is closed without an answer.
 const MAX_REJECT_THREADS: usize = 8;
@@ -839,6 +842,18 @@ fn stream_events(
     let mut buffer = first;
     let mut events = 0;
     let heartbeat = shared.config.heartbeat;
+    // Without heartbeats, an idle stream still checks its client this often.
+    let longest_check = if heartbeat.is_zero() {
+        IDLE_CHECK
+    } else {
+        heartbeat
+    };
+    // A thread blocked on the hub's condvar cannot see its client's FIN, so an
+    // idle stream looks for it at growing intervals: a client that leaves at
+    // once (a reconnect storm, a page closed) frees its thread within
+    // milliseconds, and a long-lived idle one costs a dozen extra wake-ups.
+    let mut check_every = FIRST_CLOSE_CHECK;
+    let mut last_write = Instant::now();
     loop {
         if !buffer.is_empty() {
             if let Err(err) = stream.write_all(&buffer) {
@@ -855,15 +870,16 @@ fn stream_events(
                 return "disconnected";
             }
             shared.metrics.delivered(events, buffer.len());
+            last_write = Instant::now();
             if buffer.capacity() > IDLE_BUFFER_BYTES {
                 buffer = Vec::new();
             }
             buffer.clear();
         }
         let wait = if heartbeat.is_zero() {
-            IDLE_CHECK
+            check_every
         } else {
-            heartbeat
+            check_every.min(heartbeat.saturating_sub(last_write.elapsed()))
         };
         match subscription.next(&mut buffer, wait) {
             Next::Events(count) => {
@@ -871,13 +887,13 @@ fn stream_events(
             }
             Next::Idle => {
                 events = 0;
-                // The first write after a client left still succeeds (the
-                // client answers it with a reset), so look for its FIN first:
-                // the slot is freed one heartbeat sooner.
+                // Also before a heartbeat: the first write after a client left
+                // still succeeds (the client answers it with a reset).
                 if peer_closed(stream) {
                     return "disconnected";
                 }
-                if !heartbeat.is_zero() {
+                check_every = (check_every * 2).min(longest_check);
+                if !heartbeat.is_zero() && last_write.elapsed() >= heartbeat {
                     buffer.extend_from_slice(&comment_frame("heartbeat"));
                 }
             }
@@ -892,13 +908,18 @@ fn stream_events(
     }
 }
 
-/// Whether the client has closed its end (a read would return end of stream).
+/// Whether the client has closed its end (a read would return end of
+/// stream) or the connection failed.
 fn peer_closed(stream: &TcpStream) -> bool {
     if stream.set_nonblocking(true).is_err() {
         return true;
     }
     let mut byte = [0u8; 1];
-    let closed = matches!(stream.peek(&mut byte), Ok(0));
+    let closed = match stream.peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(err) => err.kind() != io::ErrorKind::WouldBlock,
+    };
     let _ = stream.set_nonblocking(false);
     closed
 }
