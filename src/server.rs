@@ -20,13 +20,13 @@
 // (a stalled write or an idle keep-alive read returns at once), and joins
 // every thread.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,12 @@ use crate::publish::read_publication;
 /// 64 KiB leaves room for debug builds and formatting, while the default
 /// 2 MiB would reserve (not touch) 32 times more address space per subscriber.
 pub const CONNECTION_STACK_BYTES: usize = 64 * 1024;
+/// How long a connection thread that finished its connection waits for
+/// another before it ends.
+pub const POOL_IDLE: Duration = Duration::from_secs(2);
+/// Most connection threads waiting for a connection at once; past it a
+/// thread that finishes its connection ends.
+pub const MAX_IDLE_THREADS: usize = 64;
 /// Time the connection threads get to finish by themselves at shutdown before
 /// their sockets are shut down under them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
@@ -122,9 +128,20 @@ struct Shared {
     sockets: Mutex<HashMap<u64, TcpStream>>,
     /// Set once by `run`, before the first connection.
     hooks: OnceLock<Hooks>,
+    /// Guards the idle connection threads' hand-over queue.
+    pool: Mutex<Pool>,
+    /// Notified (one waiter) by the accept loop when it queues a connection,
+    /// and (all waiters) at shutdown. Idle connection threads wait on it.
+    pool_ready: Condvar,
 }
 
 impl Shared {
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        self.pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn sockets(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
         self.sockets
             .lock()
@@ -157,6 +174,7 @@ impl Handle {
             return;
         }
         self.shared.hub.close();
+        self.shared.pool_ready.notify_all();
         // Wake the accept loop, blocked in `accept`, with a connection to itself.
         let _ = TcpStream::connect_timeout(
             &wake_address(self.shared.local_addr),
@@ -231,6 +249,8 @@ impl Server {
                 rejecting: AtomicUsize::new(0),
                 sockets: Mutex::new(HashMap::new()),
                 hooks: OnceLock::new(),
+                pool: Mutex::new(Pool::default()),
+                pool_ready: Condvar::new(),
             }),
             hooks: Hooks::default(),
         })
@@ -361,8 +381,8 @@ impl Server {
                 continue;
             }
             next_id += 1;
-            match spawn_connection(shared, stream, next_id) {
-                Ok(thread) => threads.push(thread),
+            match dispatch(shared, stream, next_id) {
+                Ok(thread) => threads.extend(thread),
                 Err(err) => {
                     shared.log_error(format_args!("cannot start a connection thread: {err}"))
                 }
@@ -375,6 +395,8 @@ impl Server {
         while threads.iter().any(|thread| !thread.is_finished()) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
+        // Connections handed over but not taken are closed here.
+        shared.pool().waiting.clear();
         for socket in shared.sockets().values() {
             let _ = socket.shutdown(Shutdown::Both);
         }
@@ -396,6 +418,7 @@ fn wake_address(addr: SocketAddr) -> SocketAddr {
 }
 
 /// Counts a connection in and out, and keeps its socket reachable for shutdown.
+#[derive(Debug)]
 struct ConnectionGuard {
     shared: Arc<Shared>,
     id: u64,
@@ -408,27 +431,72 @@ impl Drop for ConnectionGuard {
     }
 }
 
-fn spawn_connection(
+/// A connection for a thread to serve, counted and registered for shutdown.
+type Job = (TcpStream, ConnectionGuard);
+
+/// Connection threads that finished a connection and wait for another.
+#[derive(Debug, Default)]
+struct Pool {
+    /// Connections handed to idle threads, not yet taken.
+    waiting: VecDeque<Job>,
+    /// Threads waiting in `next_job`.
+    idle: usize,
+}
+
+/// Hands `stream` to an idle connection thread, or starts a new one (whose
+/// handle is returned). Either way the connection gets a thread of its own.
+fn dispatch(
     shared: &Arc<Shared>,
     stream: TcpStream,
     id: u64,
-) -> io::Result<JoinHandle<()>> {
+) -> io::Result<Option<JoinHandle<()>>> {
     shared.sockets().insert(id, stream.try_clone()?);
     shared.metrics.connection_opened();
     let guard = ConnectionGuard {
         shared: Arc::clone(shared),
         id,
     };
-    let result = thread::Builder::new()
+    let mut pool = shared.pool();
+    if pool.idle > pool.waiting.len() {
+        pool.waiting.push_back((stream, guard));
+        drop(pool);
+        shared.pool_ready.notify_one();
+        return Ok(None);
+    }
+    drop(pool);
+    let worker = Arc::clone(shared);
+    // On failure the closure (and so the guard) is dropped: the count stays right.
+    thread::Builder::new()
         .name("tinysse-conn".to_string())
         .stack_size(CONNECTION_STACK_BYTES)
         .spawn(move || {
-            let shared = Arc::clone(&guard.shared);
-            serve_connection(&shared, stream);
-            drop(guard);
-        });
-    // On failure the closure (and so the guard) was dropped: the count is right.
-    result
+            let mut job = Some((stream, guard));
+            while let Some((stream, guard)) = job.take() {
+                serve_connection(&worker, stream);
+                drop(guard);
+                job = next_job(&worker);
+            }
+        })
+        .map(Some)
+}
+
+/// Waits, as an idle connection thread, for the next connection; `None`
+/// (the thread ends) after `POOL_IDLE`, at shutdown, or when enough threads
+/// are idle already.
+fn next_job(shared: &Shared) -> Option<Job> {
+    let mut pool = shared.pool();
+    if pool.idle >= MAX_IDLE_THREADS || shared.shutting_down.load(Ordering::SeqCst) {
+        return None;
+    }
+    pool.idle += 1;
+    let (mut pool, _) = shared
+        .pool_ready
+        .wait_timeout_while(pool, POOL_IDLE, |pool| {
+            pool.waiting.is_empty() && !shared.shutting_down.load(Ordering::SeqCst)
+        })
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    pool.idle -= 1;
+    pool.waiting.pop_front()
 }
 
 /// Past the connection cap: answer 503 on a short-lived thread, or close at once.
