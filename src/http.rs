@@ -691,6 +691,12 @@ impl Response {
         head_only: bool,
         keep_alive: bool,
     ) -> io::Result<()> {
+        out.write_all(&self.to_bytes(head_only, keep_alive))?;
+        out.flush()
+    }
+
+    /// The bytes [`Response::write_to`] writes.
+    pub fn to_bytes(&self, head_only: bool, keep_alive: bool) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(128 + self.body.len());
         let _ = write!(
             bytes,
@@ -711,8 +717,7 @@ impl Response {
         if !head_only && self.status != 204 {
             bytes.extend_from_slice(&self.body);
         }
-        out.write_all(&bytes)?;
-        out.flush()
+        bytes
     }
 }
 

@@ -21,7 +21,7 @@
 // the events it missed was for one of its topics, which `evicted` tracks.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,6 +67,8 @@ pub struct Hub {
     wake: Condvar,
     /// This run's id prefix: the start time in milliseconds, unique in the process.
     run: u64,
+    /// `State::subscribers`, readable without the lock.
+    subscriber_count: AtomicUsize,
     max_events: usize,
     max_bytes: usize,
     max_subscribers: usize,
@@ -143,6 +145,7 @@ impl Hub {
             }),
             wake: Condvar::new(),
             run: new_run_id(),
+            subscriber_count: AtomicUsize::new(0),
             max_events: DEFAULT_HISTORY_EVENTS,
             max_bytes: DEFAULT_HISTORY_BYTES,
             max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
@@ -184,6 +187,29 @@ impl Hub {
     /// Publishes several events on `topic`, in order, all or nothing: if any is
     /// invalid none is published. Returns their ids, which are consecutive.
     pub fn publish_batch(&self, topic: &str, events: Vec<Event>) -> Result<Vec<String>, Error> {
+        Ok(self.publish_batch_deferred(topic, events)?.ids.clone())
+    }
+
+    /// Like [`Hub::publish_batch`], but subscribers are woken only when the
+    /// returned [`Published`] is dropped: a server can answer its publisher
+    /// first, before thousands of subscriber threads compete for the CPU.
+    /// The events are in the history already (a subscriber that looks now
+    /// sees them).
+    ///
+    /// ```
+    /// use tinysse::{Event, Hub};
+    ///
+    /// let hub = Hub::new();
+    /// let published = hub.publish_batch_deferred("t", vec![Event::new("a")])?;
+    /// assert_eq!(published.ids.len(), 1);
+    /// drop(published); // wakes the subscribers
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
+    pub fn publish_batch_deferred(
+        &self,
+        topic: &str,
+        events: Vec<Event>,
+    ) -> Result<Published<'_>, Error> {
         check_topic(topic)?;
         let mut bodies = Vec::with_capacity(events.len());
         for event in &events {
@@ -218,8 +244,7 @@ impl Hub {
             ids.push(id);
         }
         drop(state);
-        self.wake.notify_all();
-        Ok(ids)
+        Ok(Published { hub: self, ids })
     }
 
     fn evict(&self, state: &mut State) {
@@ -270,6 +295,8 @@ impl Hub {
             return Err(Error::Full);
         }
         state.subscribers += 1;
+        self.subscriber_count
+            .store(state.subscribers, Ordering::Relaxed);
         let first_seq = state.first_seq();
         let mut pending = Vec::new();
         let (cursor, last_sent) = match last_id {
@@ -303,6 +330,11 @@ impl Hub {
         self.wake.notify_all();
     }
 
+    /// Subscriptions alive now, read without taking the lock.
+    pub fn subscriber_count(&self) -> usize {
+        self.subscriber_count.load(Ordering::Relaxed)
+    }
+
     /// Figures about the hub now.
     pub fn stats(&self) -> HubStats {
         let state = self.lock();
@@ -326,6 +358,22 @@ impl Hub {
 
     fn format_id(&self, seq: u64) -> String {
         format!("{}-{seq}", self.run)
+    }
+}
+
+/// Events just published; dropping this wakes the subscribers (see
+/// [`Hub::publish_batch_deferred`]).
+#[derive(Debug)]
+#[must_use = "dropping it at once wakes the subscribers; keep it until the publisher is answered"]
+pub struct Published<'hub> {
+    hub: &'hub Hub,
+    /// The ids given to the events, in order.
+    pub ids: Vec<String>,
+}
+
+impl Drop for Published<'_> {
+    fn drop(&mut self) {
+        self.hub.wake.notify_all();
     }
 }
 
@@ -461,6 +509,9 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut state = self.hub.lock();
         state.subscribers = state.subscribers.saturating_sub(1);
+        self.hub
+            .subscriber_count
+            .store(state.subscribers, Ordering::Relaxed);
     }
 }
 

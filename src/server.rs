@@ -34,7 +34,7 @@ use crate::Error;
 use crate::config::Config;
 use crate::event::{Event, comment_frame, retry_frame};
 use crate::http::{Conn, Framing, Request, Response};
-use crate::hub::{Hub, Next, Subscription};
+use crate::hub::{Hub, MAX_BATCH_BYTES, Next, Subscription};
 use crate::metrics::{DropReason, Metrics};
 use crate::publish::read_publication;
 
@@ -55,6 +55,14 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// How often an idle stream with heartbeats off checks, at most, that its
 /// client is still connected.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
+/// Per subscriber, the pause between a subscriber's writes (see
+/// `coalescing_pause`): about what one subscriber's wake-up and write cost on a
+/// small machine, so that a round of all subscribers fits in it.
+pub const COALESCE_PER_SUBSCRIBER: Duration = Duration::from_micros(10);
+/// No coalescing pause below this.
+pub const MIN_COALESCE: Duration = Duration::from_millis(1);
+/// The longest coalescing pause: the most latency it adds.
+pub const MAX_COALESCE: Duration = Duration::from_millis(100);
 /// The first check for a departed client, a moment after the stream opened
 /// or went idle; each later one waits twice as long.
 const FIRST_CLOSE_CHECK: Duration = Duration::from_millis(5);
@@ -764,19 +772,59 @@ fn publish(
         .and_then(|publication| {
             shared
                 .hub
-                .publish_batch(&publication.topic, publication.events)
+                .publish_batch_deferred(&publication.topic, publication.events)
         });
-    let response = match result {
-        Ok(ids) => Response::text(200, ids.join("\n") + "\n"),
-        Err(err) => Response::error(&err),
+    let keep_alive = request.keep_alive() && !shared.shutting_down.load(Ordering::SeqCst);
+    let (response, published) = match result {
+        Ok(published) => (
+            Response::text(200, published.ids.join("\n") + "\n"),
+            Some(published),
+        ),
+        Err(err) => (Response::error(&err), None),
     };
     let response = response.with_cors(cors_headers(shared, request));
-    let keep_alive = request.keep_alive() && !shared.shutting_down.load(Ordering::SeqCst);
-    if send(shared, conn, &response, false, keep_alive) && keep_alive {
+    shared.metrics.request(response.status);
+    shared.metrics.sent(response.body.len());
+    let bytes = response.to_bytes(false, keep_alive);
+    // Answer the publisher before waking the subscribers: once thousands of
+    // subscriber threads are runnable, this thread would wait its turn among
+    // them, and a publisher that waits for each answer would be throttled.
+    // The answer goes out without blocking; if it cannot (a publisher that
+    // does not read), the subscribers are woken first, so that no publisher
+    // can delay them.
+    let sent = write_now(&conn.stream, &bytes);
+    drop(published);
+    let written = match sent {
+        Ok(count) => conn.stream.write_all(&bytes[count..]).is_ok(),
+        Err(_) => false,
+    };
+    if written && keep_alive {
         After::KeepAlive
     } else {
         After::Close
     }
+}
+
+/// Writes what the socket takes without blocking; returns how many bytes.
+fn write_now(mut stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    stream.set_nonblocking(true)?;
+    let mut written = 0;
+    let result = loop {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => break Ok(written),
+            Ok(count) => {
+                written += count;
+                if written == bytes.len() {
+                    break Ok(written);
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break Ok(written),
+            Err(err) => break Err(err),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    result
 }
 
 /// The subscription a `GET /events` asks for, or the error to answer.
@@ -938,6 +986,18 @@ fn stream_events(
                 return "disconnected";
             }
             shared.metrics.delivered(events, buffer.len());
+            // Coalesce: with many subscribers, wait a moment before taking the
+            // next events, so that each wake-up carries all that arrived
+            // meanwhile. Fewer threads are runnable at once, which leaves the
+            // CPU to publishers; events further apart than the pause are not
+            // delayed at all.
+            // A full batch means more is waiting: no pause then.
+            if events > 0 && buffer.len() < MAX_BATCH_BYTES {
+                let pause = coalescing_pause(shared.hub.subscriber_count());
+                if !pause.is_zero() {
+                    thread::sleep(pause);
+                }
+            }
             last_write = Instant::now();
             if buffer.capacity() > IDLE_BUFFER_BYTES {
                 buffer = Vec::new();
@@ -973,6 +1033,18 @@ fn stream_events(
                 return "shutdown";
             }
         }
+    }
+}
+
+/// How long a subscriber waits after a write before it takes more events:
+/// [`COALESCE_PER_SUBSCRIBER`] for each subscriber, at most [`MAX_COALESCE`],
+/// nothing below [`MIN_COALESCE`] (a pause that short costs more than it saves).
+fn coalescing_pause(subscribers: usize) -> Duration {
+    let pause = COALESCE_PER_SUBSCRIBER.saturating_mul(subscribers.min(u32::MAX as usize) as u32);
+    if pause < MIN_COALESCE {
+        Duration::ZERO
+    } else {
+        pause.min(MAX_COALESCE)
     }
 }
 
