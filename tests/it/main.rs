@@ -2,6 +2,7 @@
 
 mod support;
 
+mod bench_example;
 mod cli;
 mod client;
 mod endpoints;
