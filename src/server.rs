@@ -59,6 +59,8 @@ const IDLE_CHECK: Duration = Duration::from_secs(30);
 /// `coalescing_pause`): about what one subscriber's wake-up and write cost on a
 /// small machine, so that a round of all subscribers fits in it.
 pub const COALESCE_PER_SUBSCRIBER: Duration = Duration::from_micros(10);
+/// The subscriber count past which the coalescing pause grows with its square.
+pub const COALESCE_KNEE: usize = 1000;
 /// No coalescing pause below this.
 pub const MIN_COALESCE: Duration = Duration::from_millis(1);
 /// The longest coalescing pause: the most latency it adds.
@@ -991,7 +993,9 @@ fn stream_events(
             // meanwhile. Fewer threads are runnable at once, which leaves the
             // CPU to publishers; events further apart than the pause are not
             // delayed at all.
-            // A full batch means more is waiting: no pause then.
+            // Every write, not only when behind: a starved publisher sends
+            // events slowly, so batches would look small exactly when the CPU
+            // is the problem. A full batch means more is waiting: no pause.
             if events > 0 && buffer.len() < MAX_BATCH_BYTES {
                 let pause = coalescing_pause(shared.hub.subscriber_count());
                 if !pause.is_zero() {
@@ -1037,10 +1041,24 @@ fn stream_events(
 }
 
 /// How long a subscriber waits after a write before it takes more events:
-/// [`COALESCE_PER_SUBSCRIBER`] for each subscriber, at most [`MAX_COALESCE`],
-/// nothing below [`MIN_COALESCE`] (a pause that short costs more than it saves).
+/// [`COALESCE_PER_SUBSCRIBER`] for each subscriber up to
+/// [`COALESCE_KNEE`] subscribers, growing with the square of the count past
+/// it, at most [`MAX_COALESCE`], nothing below [`MIN_COALESCE`] (a pause that
+/// short costs more than it saves).
+///
+/// A round of wake-ups costs about `COALESCE_PER_SUBSCRIBER` per subscriber.
+/// Below the knee a round fits between events at the rates the benchmark
+/// uses, so the pause only smooths bursts; past it rounds overlap, threads
+/// pile up on the CPU and starve publishers, so the pause grows faster than
+/// the count until each wake-up carries several events.
 fn coalescing_pause(subscribers: usize) -> Duration {
-    let pause = COALESCE_PER_SUBSCRIBER.saturating_mul(subscribers.min(u32::MAX as usize) as u32);
+    let count = subscribers.min(u32::MAX as usize) as u32;
+    let pause = COALESCE_PER_SUBSCRIBER.saturating_mul(count);
+    let pause = if subscribers > COALESCE_KNEE {
+        pause.saturating_mul(count) / COALESCE_KNEE as u32
+    } else {
+        pause
+    };
     if pause < MIN_COALESCE {
         Duration::ZERO
     } else {
@@ -1088,6 +1106,16 @@ mod tests {
         assert!(!same_token("secret2", "secret"));
         assert!(!same_token("", "secret"));
         assert!(!same_token("secret", ""));
+    }
+
+    #[test]
+    fn coalescing_pause_grows_past_the_knee() {
+        assert_eq!(coalescing_pause(10), Duration::ZERO);
+        assert_eq!(coalescing_pause(100), Duration::from_millis(1));
+        assert_eq!(coalescing_pause(1000), Duration::from_millis(10));
+        assert_eq!(coalescing_pause(2000), Duration::from_millis(40));
+        assert_eq!(coalescing_pause(5000), MAX_COALESCE);
+        assert_eq!(coalescing_pause(usize::MAX), MAX_COALESCE);
     }
 
     #[test]
