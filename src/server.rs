@@ -336,7 +336,8 @@ impl Server {
 
     /// A warning when the process may open fewer files than the server may
     /// need (one per connection, plus a few), read from `/proc/self/limits`
-    /// on Linux. tinysse cannot raise the limit itself without `unsafe` code.
+    /// on Linux. tinysse cannot raise the limit itself: that takes a libc call, and the
+    /// crate has no dependencies and no foreign calls.
     pub fn open_files_warning(&self) -> Option<String> {
         let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
         let soft: u64 = limits
