@@ -285,11 +285,7 @@ pub fn parse_listen_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ListenOptio
         let mut value = || take_value(flag, inline.clone(), &mut args);
         match flag {
             "--help" | "-h" => return Ok(None),
-            "--topic" => {
-                let topic = value()?;
-                check_topic(&topic).map_err(|err| usage(format!("--topic: {err}")))?;
-                options.topics.push(topic);
-            }
+            "--topic" => options.topics.push(topic_flag(value()?)?),
             "--last-event-id" => options.last_event_id = Some(value()?),
             "--raw" if inline.is_none() => options.raw = true,
             _ if flag.starts_with('-') => {
@@ -348,11 +344,7 @@ pub fn parse_publish_args<S: AsRef<str>>(args: &[S]) -> Result<Option<PublishOpt
             "--help" | "-h" => return Ok(None),
             // Everything after `--` is positional: data may start with `-`.
             "--" => positional.extend(args.by_ref().map(str::to_string)),
-            "--topic" => {
-                let topic = value()?;
-                check_topic(&topic).map_err(|err| usage(format!("--topic: {err}")))?;
-                options.topic = Some(topic);
-            }
+            "--topic" => options.topic = Some(topic_flag(value()?)?),
             "--event" => {
                 let event = value()?;
                 if event.contains(['\r', '\n']) {
@@ -397,6 +389,12 @@ pub fn parse_publish_args<S: AsRef<str>>(args: &[S]) -> Result<Option<PublishOpt
         ));
     }
     Ok(Some(options))
+}
+
+/// The value of a `--topic` flag, checked.
+fn topic_flag(topic: String) -> Result<String, Error> {
+    check_topic(&topic).map_err(|err| usage(format!("--topic: {err}")))?;
+    Ok(topic)
 }
 
 /// Splits `--flag=value` into the flag and its inline value.
