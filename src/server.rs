@@ -549,10 +549,14 @@ enum After {
 }
 
 fn serve_connection(shared: &Arc<Shared>, stream: TcpStream) {
-    let peer = stream
-        .peer_addr()
-        .map(|addr| addr.to_string())
-        .unwrap_or_default();
+    // Only the log lines name the client; `--quiet` saves the system call.
+    let peer = match shared.config.quiet {
+        true => String::new(),
+        false => stream
+            .peer_addr()
+            .map(|addr| addr.to_string())
+            .unwrap_or_default(),
+    };
     // Events go out as soon as they are written; no Nagle delay.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(shared.config.write_timeout));
