@@ -1,97 +1,20 @@
 //! `examples/bench.rs`, the load generator, run as its own process against a
 //! server in this test process (so `--pid` is our own pid).
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::Once;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::support::{config, start};
+use crate::support::{Finished, config, example_binary, run_to_end, start};
 
 /// Longest a run of the example may take: connecting 20 subscribers, 2 s of
 /// publishing and a drain that ends as soon as every event arrived.
 const RUN_LIMIT: Duration = Duration::from_secs(12);
 
-/// What a finished run printed.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the example with `args` to its end; kills it after [`RUN_LIMIT`].
 fn bench(args: &[&str]) -> Finished {
-    let mut child = Command::new(bench_binary())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the bench example runs");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + RUN_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("bench {args:?} still running after {RUN_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Finished {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
-}
-
-/// The example's executable, built once per test process with the test's
-/// own profile (`target/debug/deps/it-…` → `target/debug/examples/bench`),
-/// as `examples.rs` does for the other examples.
-fn bench_binary() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let test_executable = std::env::current_exe().unwrap();
-    let profile_dir = test_executable
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from <target>/<profile>/deps");
-    BUILD.call_once(|| {
-        let mut command = Command::new(env!("CARGO"));
-        command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--example", "bench", "--target-dir"])
-            .arg(profile_dir.parent().expect("<target>/<profile>"));
-        // The `dev` profile builds into `debug`; other profiles into their own name.
-        if let Some(profile) = profile_dir.file_name().and_then(|name| name.to_str()) {
-            if profile != "debug" {
-                command.args(["--profile", profile]);
-            }
-        }
-        let output = command.output().expect("cargo runs");
-        assert!(
-            output.status.success(),
-            "building the bench example failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    });
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("bench{}", std::env::consts::EXE_SUFFIX));
-    assert!(binary.exists(), "no example at {}", binary.display());
-    binary
+    let mut command = Command::new(example_binary("bench"));
+    command.args(args);
+    run_to_end(command, RUN_LIMIT)
 }
 
 /// The number on the report line that starts with `label`.

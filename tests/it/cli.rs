@@ -4,62 +4,22 @@
 //! Every child process is killed when its test ends, passed or failed
 //! ([`Served`] kills in `Drop`), and every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::support::{PATIENCE, publish, raw, subscribe};
+use crate::support::{Finished, PATIENCE, publish, raw, run_to_end, subscribe};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tinysse");
 
-/// What a finished run of the binary printed.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the binary with `args` to its end (killed after [`PATIENCE`]).
 fn run(args: &[&str]) -> Finished {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "tinysse {args:?} still running after {PATIENCE:?}; stderr: {}",
-                stderr.join().unwrap()
-            );
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    Finished {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    let mut command = Command::new(BIN);
+    command.args(args);
+    run_to_end(command, PATIENCE)
 }
 
 /// A running `tinysse` that serves; killed when dropped, even when the test

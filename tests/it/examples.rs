@@ -4,15 +4,12 @@
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Once, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::support::{PATIENCE, publish, raw, subscribe, wait_until};
-
-/// The examples these tests run; built together, once per test process.
-const EXAMPLES: [&str; 4] = ["chat", "clock", "ticker", "tail"];
+use crate::support::{PATIENCE, example_binary, publish, raw, subscribe, wait_until};
 
 /// A child process, killed (and reaped) when dropped, even by a failing test.
 struct Process(Child);
@@ -70,51 +67,6 @@ fn first_stderr_line(child: &mut Child) -> String {
         Ok(Some(Ok(line))) => line,
         other => panic!("no first line on stderr: {other:?}"),
     }
-}
-
-/// The example's executable, next to this test's (`target/debug/deps/it-…`
-/// → `target/debug/examples/<name>`).
-///
-/// `cargo test` builds examples, but `cargo test --test it` does not, and an
-/// executable left by an earlier build may be stale: so the examples are
-/// built here, once per test process (quick when nothing changed).
-fn example_binary(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    let test_executable = std::env::current_exe().unwrap();
-    let profile_dir = test_executable
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from <target>/<profile>/deps");
-    BUILD.call_once(|| build_examples(profile_dir));
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(binary.exists(), "no example at {}", binary.display());
-    binary
-}
-
-fn build_examples(profile_dir: &Path) {
-    let mut command = Command::new(env!("CARGO"));
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--quiet", "--target-dir"])
-        .arg(profile_dir.parent().expect("<target>/<profile>"));
-    // The `dev` profile builds into `debug`; other profiles into their own name.
-    match profile_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") | None => {}
-        Some(profile) => {
-            command.args(["--profile", profile]);
-        }
-    }
-    for name in EXAMPLES {
-        command.args(["--example", name]);
-    }
-    let output = command.output().expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "building the examples failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// `HH:MM:SS UTC`, a time of day.

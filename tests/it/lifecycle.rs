@@ -12,7 +12,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use tinysse::Event;
 
 use crate::support::{
-    self, Subscriber, TestServer, connect, metric, raw, read_response, subscribe, thread_count,
-    wait_until,
+    self, Finished, Subscriber, TestServer, connect, metric, raw, read_response, run_to_end,
+    subscribe, thread_count, wait_until,
 };
 
 /// Set, to the child test's name, in the environment of a re-executed test binary.
@@ -42,7 +42,11 @@ fn run_in_child(child: &str) {
             "--nocapture",
         ])
         .env(CHILD_ENV, child);
-    let (status, stdout, stderr) = run_bounded(command, CHILD_DEADLINE);
+    let Finished {
+        status,
+        stdout,
+        stderr,
+    } = run_to_end(command, CHILD_DEADLINE);
     assert!(
         status.success(),
         "child test {child} failed ({status})\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
@@ -56,42 +60,6 @@ fn run_in_child(child: &str) {
 /// Whether this process is the child run for the test named `child`.
 fn is_child(child: &str) -> bool {
     std::env::var(CHILD_ENV).as_deref() == Ok(child)
-}
-
-/// Runs `command` with its output captured; kills it after `deadline`.
-fn run_bounded(mut command: Command, deadline: Duration) -> (ExitStatus, String, String) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = pipe.read_to_end(&mut text);
-            String::from_utf8_lossy(&text).into_owned()
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{command:?} still running after {deadline:?}\n--- stdout\n{}\n--- stderr\n{}",
-                stdout.join().unwrap(),
-                stderr.join().unwrap()
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    (status, stdout.join().unwrap(), stderr.join().unwrap())
 }
 
 fn wait_for_threads(count: usize) {

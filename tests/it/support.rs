@@ -6,6 +6,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Once;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use tinysse::{Config, Message, Parser, Running, Server};
@@ -342,4 +346,92 @@ pub fn metric(addr: SocketAddr, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
         .parse()
         .unwrap()
+}
+
+/// What a finished child process printed.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` with standard input closed and its output captured, to its
+/// end; kills it and panics (showing its output) after `limit`.
+pub fn run_to_end(mut command: Command, limit: Duration) -> Finished {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{command:?} still running after {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
+                stdout.join().unwrap(),
+                stderr.join().unwrap()
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Finished {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// The executable of `examples/<name>.rs`, built with the test's own profile
+/// (`target/debug/deps/it-…` → `target/debug/examples/<name>`).
+///
+/// `cargo test` builds examples, but `cargo test --test it` does not, and an
+/// executable left by an earlier build may be stale: so every example is
+/// built here, once per test process (quick when nothing changed).
+pub fn example_binary(name: &str) -> PathBuf {
+    static BUILD: Once = Once::new();
+    let test_executable = std::env::current_exe().unwrap();
+    let profile_dir = test_executable
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from <target>/<profile>/deps");
+    BUILD.call_once(|| {
+        let mut command = Command::new(env!("CARGO"));
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--quiet", "--examples", "--target-dir"])
+            .arg(profile_dir.parent().expect("<target>/<profile>"));
+        // The `dev` profile builds into `debug`; other profiles into their own name.
+        match profile_dir.file_name().and_then(|name| name.to_str()) {
+            Some("debug") | None => {}
+            Some(profile) => {
+                command.args(["--profile", profile]);
+            }
+        }
+        let output = command.output().expect("cargo runs");
+        assert!(
+            output.status.success(),
+            "building the examples failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(binary.exists(), "no example at {}", binary.display());
+    binary
 }
