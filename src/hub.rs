@@ -187,7 +187,8 @@ impl Hub {
     /// Publishes several events on `topic`, in order, all or nothing: if any is
     /// invalid none is published. Returns their ids, which are consecutive.
     pub fn publish_batch(&self, topic: &str, events: Vec<Event>) -> Result<Vec<String>, Error> {
-        Ok(self.publish_batch_deferred(topic, events)?.ids.clone())
+        let mut published = self.publish_batch_deferred(topic, events)?;
+        Ok(std::mem::take(&mut published.ids))
     }
 
     /// Like [`Hub::publish_batch`], but subscribers are woken only when the
