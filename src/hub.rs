@@ -19,6 +19,15 @@
 // (delivered or skipped because of its topics). When the history has moved past
 // the cursor, the subscriber missed events; it gets a `gap` event only if one of
 // the events it missed was for one of its topics, which `evicted` tracks.
+//
+// Waking is a relay. `waiting` counts the threads in `wait_timeout`; a
+// publish sets `behind = waiting`, since each of them has something new now,
+// and a waiter that wakes after a publish counts itself out of `behind`.
+// While `behind > 0` a relay is running: each woken thread notifies one more
+// before it writes. A publish starts a relay only when none runs; a running
+// one reaches the newer waiters too, as they queue after the older ones. A
+// notify that reaches a thread with nothing new (the kernel chose another, or
+// an earlier relay got there first) is passed on as well.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -62,9 +71,13 @@ const MAX_TRACKED_TOPICS: usize = 4096;
 pub struct Hub {
     /// Guards the history, the cursors' reference points and the subscriber count.
     state: Mutex<State>,
-    /// Notified (all waiters) by `publish` after new events are in the history,
-    /// and by `close`. Subscription threads wait on it.
+    /// Subscription threads wait on it. After a publish, `relays` waiters are
+    /// notified and each passes the wake-up on to one more (see `Subscription::next`);
+    /// `close` notifies all of them.
     wake: Condvar,
+    /// Relays started per publish: the CPUs this process may run on, so that
+    /// about as many subscriber threads are runnable at once as can run.
+    relays: usize,
     /// This run's id prefix: the start time in milliseconds, unique in the process.
     run: u64,
     /// `State::subscribers`, readable without the lock.
@@ -93,6 +106,12 @@ struct State {
     gaps: u64,
     /// Set by `close`: subscriptions end.
     closed: bool,
+    /// Subscriptions waiting on the condvar now.
+    waiting: usize,
+    /// Of those, how many began waiting before the newest event was
+    /// published, and so have something to look at: the relay goes on while
+    /// this is above zero.
+    behind: usize,
 }
 
 impl State {
@@ -142,8 +161,11 @@ impl Hub {
                 evicted_floor: 0,
                 gaps: 0,
                 closed: false,
+                waiting: 0,
+                behind: 0,
             }),
             wake: Condvar::new(),
+            relays: std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
             run: new_run_id(),
             subscriber_count: AtomicUsize::new(0),
             max_events: DEFAULT_HISTORY_EVENTS,
@@ -244,8 +266,18 @@ impl Hub {
             self.evict(&mut state);
             ids.push(id);
         }
+        // A relay still running (someone is behind) will reach the waiters
+        // this event is new to, as they queue behind the ones it has yet to
+        // wake; only when none is running does this publish start relays.
+        let relay = state.behind == 0;
+        // Every waiting subscription has something new to look at now.
+        state.behind = state.waiting;
         drop(state);
-        Ok(Published { hub: self, ids })
+        Ok(Published {
+            hub: self,
+            ids,
+            relay,
+        })
     }
 
     fn evict(&self, state: &mut State) {
@@ -370,11 +402,18 @@ pub struct Published<'hub> {
     hub: &'hub Hub,
     /// The ids given to the events, in order.
     pub ids: Vec<String>,
+    /// Whether dropping it starts relays (none was running).
+    relay: bool,
 }
 
 impl Drop for Published<'_> {
     fn drop(&mut self) {
-        self.hub.wake.notify_all();
+        // Start the relays; each woken subscriber wakes the next one.
+        if self.relay {
+            for _ in 0..self.hub.relays {
+                self.hub.wake.notify_one();
+            }
+        }
     }
 }
 
@@ -413,6 +452,26 @@ impl Subscription {
     pub fn next(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Next {
         // The guard must not borrow `self`, which `collect` changes.
         let hub = Arc::clone(&self.hub);
+        let mut relay = false;
+        let next = self.next_locked(&hub, out, timeout, &mut relay);
+        // Passed on after the lock is released, so that the woken thread
+        // does not find it taken, and before this thread writes, so that a
+        // stalled client cannot hold up the relay.
+        if relay {
+            hub.wake.notify_one();
+        }
+        next
+    }
+
+    /// [`Subscription::next`] under the lock. Sets `relay` when this thread
+    /// owes the relay a wake-up.
+    fn next_locked(
+        &mut self,
+        hub: &Hub,
+        out: &mut Vec<u8>,
+        timeout: Duration,
+        relay: &mut bool,
+    ) -> Next {
         let deadline = Instant::now().checked_add(timeout);
         let mut state = hub.lock();
         let mut events = 0;
@@ -450,14 +509,29 @@ impl Subscription {
             if remaining.is_zero() {
                 return Next::Idle;
             }
-            let cursor = self.cursor;
-            state = hub
+            if std::mem::take(relay) {
+                hub.wake.notify_one();
+            }
+            let waited_at = state.next_seq;
+            state.waiting += 1;
+            let (guard, woken) = hub
                 .wake
-                .wait_timeout_while(state, remaining, |state| {
-                    !state.closed && state.next_seq <= cursor + 1
-                })
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+                .wait_timeout(state, remaining)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            state = guard;
+            state.waiting -= 1;
+            let published = state.next_seq > waited_at;
+            if published {
+                state.behind = state.behind.saturating_sub(1);
+            }
+            // The relay: a publish wakes one waiting subscriber (one per
+            // CPU), and each woken one wakes the next while some are still
+            // behind. The waiters run one after another instead of all at
+            // once, so the CPU stays free for publishers, no thread queues on
+            // the lock, and events that arrive during a round are picked up
+            // together by the subscribers not yet visited. A wake-up that
+            // reached a subscriber with nothing new is passed on too.
+            *relay = state.behind > 0 && (published || !woken.timed_out());
         }
     }
 
@@ -712,6 +786,95 @@ mod tests {
         let waiter = std::thread::spawn(move || sub.next(&mut Vec::new(), Duration::from_secs(30)));
         hub.close();
         assert_eq!(waiter.join().unwrap(), Next::Closed);
+    }
+
+    /// Subscriptions waiting far longer than the test lasts, half on topic
+    /// `a` and half on `b`, fed by `rounds`; returns what each thread got.
+    fn relay_check(relays: usize, rounds: impl Fn(&Hub, usize)) -> Vec<(String, usize)> {
+        const WAITERS: usize = 24;
+        let mut hub = Hub::new();
+        hub.relays = relays;
+        let hub = Arc::new(hub);
+        let threads: Vec<_> = (0..WAITERS)
+            .map(|i| {
+                let topic = ["a", "b"][i % 2];
+                let mut sub = hub.subscribe(topics(&[topic]), None).unwrap();
+                std::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    // Only the relay can wake it before the test gives up.
+                    while let Next::Events(_) = sub.next(&mut out, Duration::from_secs(60)) {}
+                    (
+                        topic.to_string(),
+                        String::from_utf8(out).unwrap().matches("data").count(),
+                    )
+                })
+            })
+            .collect();
+        rounds(&hub, WAITERS);
+        hub.close();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect()
+    }
+
+    /// Waits until `count` subscriptions wait on the condvar (10 s at most).
+    fn until_waiting(hub: &Hub, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hub.lock().waiting != count {
+            assert!(
+                Instant::now() < deadline,
+                "subscribers did not start waiting"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// Waits until every subscription to `a` got `events` events: sent
+    /// means read, since each thread reads before it waits again.
+    fn until_delivered(hub: &Hub, waiters: usize, events: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = hub.lock();
+            if state.waiting == waiters && state.behind == 0 && state.next_seq > events {
+                return;
+            }
+            drop(state);
+            assert!(Instant::now() < deadline, "the relay stopped short");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn each_publish_reaches_every_waiter_through_the_relay() {
+        for relays in [1, 3] {
+            let got = relay_check(relays, |hub, waiters| {
+                for round in 0..6 {
+                    until_waiting(hub, waiters);
+                    hub.publish(["a", "b"][round % 2], Event::new("x")).unwrap();
+                    until_delivered(hub, waiters, round as u64 + 1);
+                }
+            });
+            for (topic, count) in got {
+                assert_eq!(count, 3, "relays {relays}, topic {topic}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_burst_reaches_every_waiter_through_the_relay() {
+        for relays in [1, 3] {
+            let got = relay_check(relays, |hub, waiters| {
+                until_waiting(hub, waiters);
+                for i in 0..50 {
+                    hub.publish(["a", "b"][i % 5 / 4], Event::new("x")).unwrap();
+                }
+                until_delivered(hub, waiters, 50);
+            });
+            for (topic, count) in got {
+                assert_eq!(count, if topic == "a" { 40 } else { 10 }, "relays {relays}");
+            }
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::Error;
 use crate::config::Config;
 use crate::event::{Event, comment_frame, retry_frame};
 use crate::http::{Conn, Framing, Request, Response};
-use crate::hub::{Hub, MAX_BATCH_BYTES, Next, Subscription};
+use crate::hub::{Hub, Next, Subscription};
 use crate::metrics::{DropReason, Metrics};
 use crate::publish::read_publication;
 
@@ -55,16 +55,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// How often an idle stream with heartbeats off checks, at most, that its
 /// client is still connected.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
-/// Per subscriber, the pause between a subscriber's writes (see
-/// `coalescing_pause`): about what one subscriber's wake-up and write cost on a
-/// small machine, so that a round of all subscribers fits in it.
-pub const COALESCE_PER_SUBSCRIBER: Duration = Duration::from_micros(10);
-/// The subscriber count past which the coalescing pause grows with its square.
-pub const COALESCE_KNEE: usize = 1000;
-/// No coalescing pause below this.
-pub const MIN_COALESCE: Duration = Duration::from_millis(1);
-/// The longest coalescing pause: the most latency it adds.
-pub const MAX_COALESCE: Duration = Duration::from_millis(100);
 /// The first check for a departed client, a moment after the stream opened
 /// or went idle; each later one waits twice as long.
 const FIRST_CLOSE_CHECK: Duration = Duration::from_millis(5);
@@ -993,20 +983,6 @@ fn stream_events(
                 return "disconnected";
             }
             shared.metrics.delivered(events, buffer.len());
-            // Coalesce: with many subscribers, wait a moment before taking the
-            // next events, so that each wake-up carries all that arrived
-            // meanwhile. Fewer threads are runnable at once, which leaves the
-            // CPU to publishers; events further apart than the pause are not
-            // delayed at all.
-            // Every write, not only when behind: a starved publisher sends
-            // events slowly, so batches would look small exactly when the CPU
-            // is the problem. A full batch means more is waiting: no pause.
-            if events > 0 && buffer.len() < MAX_BATCH_BYTES {
-                let pause = coalescing_pause(shared.hub.subscriber_count());
-                if !pause.is_zero() {
-                    thread::sleep(pause);
-                }
-            }
             last_write = Instant::now();
             if buffer.capacity() > IDLE_BUFFER_BYTES {
                 buffer = Vec::new();
@@ -1042,32 +1018,6 @@ fn stream_events(
                 return "shutdown";
             }
         }
-    }
-}
-
-/// How long a subscriber waits after a write before it takes more events:
-/// [`COALESCE_PER_SUBSCRIBER`] for each subscriber up to
-/// [`COALESCE_KNEE`] subscribers, growing with the square of the count past
-/// it, at most [`MAX_COALESCE`], nothing below [`MIN_COALESCE`] (a pause that
-/// short costs more than it saves).
-///
-/// A round of wake-ups costs about `COALESCE_PER_SUBSCRIBER` per subscriber.
-/// Below the knee a round fits between events at the rates the benchmark
-/// uses, so the pause only smooths bursts; past it rounds overlap, threads
-/// pile up on the CPU and starve publishers, so the pause grows faster than
-/// the count until each wake-up carries several events.
-fn coalescing_pause(subscribers: usize) -> Duration {
-    let count = subscribers.min(u32::MAX as usize) as u32;
-    let pause = COALESCE_PER_SUBSCRIBER.saturating_mul(count);
-    let pause = if subscribers > COALESCE_KNEE {
-        pause.saturating_mul(count) / COALESCE_KNEE as u32
-    } else {
-        pause
-    };
-    if pause < MIN_COALESCE {
-        Duration::ZERO
-    } else {
-        pause.min(MAX_COALESCE)
     }
 }
 
@@ -1111,16 +1061,6 @@ mod tests {
         assert!(!same_token("secret2", "secret"));
         assert!(!same_token("", "secret"));
         assert!(!same_token("secret", ""));
-    }
-
-    #[test]
-    fn coalescing_pause_grows_past_the_knee() {
-        assert_eq!(coalescing_pause(10), Duration::ZERO);
-        assert_eq!(coalescing_pause(100), Duration::from_millis(1));
-        assert_eq!(coalescing_pause(1000), Duration::from_millis(10));
-        assert_eq!(coalescing_pause(2000), Duration::from_millis(40));
-        assert_eq!(coalescing_pause(5000), MAX_COALESCE);
-        assert_eq!(coalescing_pause(usize::MAX), MAX_COALESCE);
     }
 
     #[test]
