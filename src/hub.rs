@@ -51,6 +51,8 @@ pub const MAX_TOPIC_BYTES: usize = 128;
 /// How many topics the hub remembers evictions for; past it, every subscriber
 /// that falls behind is told of a gap (see the implementation notes).
 const MAX_TRACKED_TOPICS: usize = 4096;
+/// Most relays a publish starts (one per CPU; see `Subscription::next`).
+const MAX_RELAYS: usize = 64;
 
 /// The event queue shared by publishers and subscribers.
 ///
@@ -165,7 +167,7 @@ impl Hub {
                 behind: 0,
             }),
             wake: Condvar::new(),
-            relays: std::thread::available_parallelism().map_or(1, |cpus| cpus.get()),
+            relays: cpus().min(MAX_RELAYS),
             run: new_run_id(),
             subscriber_count: AtomicUsize::new(0),
             max_events: DEFAULT_HISTORY_EVENTS,
@@ -609,6 +611,38 @@ pub fn check_topic(topic: &str) -> Result<(), Error> {
 /// The start time in milliseconds, made strictly greater than any earlier run id
 /// in this process, so that two hubs never share ids. Across processes the
 /// clock does it: a restart takes longer than a millisecond.
+/// The CPUs this process may run on: its affinity list in
+/// `/proc/self/status`, 1 where there is none. (`std::thread::available_parallelism`
+/// also reads cgroup quotas, which adds 13 KB to the binary.)
+fn cpus() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let list = status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?;
+            Some(count_cpus(list.trim()))
+        })
+        .filter(|&count| count > 0)
+        .unwrap_or(1)
+}
+
+/// The number of CPUs in a Linux CPU list such as `0-3,8,10-11`; 0 if it
+/// does not parse.
+fn count_cpus(list: &str) -> usize {
+    let mut count = 0usize;
+    for range in list.split(',') {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        match (first.parse::<usize>(), last.parse::<usize>()) {
+            (Ok(first), Ok(last)) if first <= last => {
+                count = count.saturating_add((last - first).saturating_add(1))
+            }
+            _ => return 0,
+        }
+    }
+    count
+}
+
 fn new_run_id() -> u64 {
     static LAST: AtomicU64 = AtomicU64::new(0);
     let now = SystemTime::now()
@@ -875,6 +909,22 @@ mod tests {
                 assert_eq!(count, if topic == "a" { 40 } else { 10 }, "relays {relays}");
             }
         }
+    }
+
+    #[test]
+    fn cpu_lists_are_counted() {
+        for (list, count) in [
+            ("0", 1),
+            ("0-1", 2),
+            ("0-3,8,10-11", 7),
+            ("", 0),
+            ("3-1", 0),
+            ("0,x", 0),
+            ("0-18446744073709551615", usize::MAX),
+        ] {
+            assert_eq!(count_cpus(list), count, "{list:?}");
+        }
+        assert!(cpus() >= 1);
     }
 
     #[test]
