@@ -57,7 +57,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 const IDLE_CHECK: Duration = Duration::from_secs(30);
 /// The first check for a departed client, a moment after the stream opened
 /// or went idle; each later one waits twice as long.
-const FIRST_CLOSE_CHECK: Duration = Duration::from_millis(5);
+const FIRST_CLOSE_CHECK: Duration = Duration::from_millis(1);
 /// Threads answering 503 past the connection cap at once; past it the
 /// connection is closed without an answer.
 const MAX_REJECT_THREADS: usize = 8;
