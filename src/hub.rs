@@ -20,9 +20,14 @@
 // the cursor, the subscriber missed events; it gets a `gap` event only if one of
 // the events it missed was for one of its topics, which `evicted` tracks.
 //
-// Waking is a relay. `waiting` counts the threads in `wait_timeout`; a
-// publish sets `behind = waiting`, since each of them has something new now,
-// and a waiter that wakes after a publish counts itself out of `behind`.
+// Subscriptions wait in groups, each with its own condvar (all under the one
+// mutex): one group per topic for the subscriptions to that topic alone, and
+// `all` for those to every topic or to several. An event on topic `t` wakes
+// the group of `t` and `all`, never the subscribers of other topics.
+//
+// Waking a group is a relay. `waiting` counts its threads in `wait_timeout`;
+// a publish sets `behind = waiting`, since each of them has something new
+// now, and a waiter that wakes after a publish counts itself out of `behind`.
 // While `behind > 0` a relay is running: each woken thread notifies one more
 // before it writes. A publish starts a relay only when none runs; a running
 // one reaches the newer waiters too, as they queue after the older ones. A
@@ -73,10 +78,6 @@ const MAX_RELAYS: usize = 64;
 pub struct Hub {
     /// Guards the history, the cursors' reference points and the subscriber count.
     state: Mutex<State>,
-    /// Subscription threads wait on it. After a publish, `relays` waiters are
-    /// notified and each passes the wake-up on to one more (see `Subscription::next`);
-    /// `close` notifies all of them.
-    wake: Condvar,
     /// Relays started per publish: the CPUs this process may run on, so that
     /// about as many subscriber threads are runnable at once as can run.
     relays: usize,
@@ -108,12 +109,59 @@ struct State {
     gaps: u64,
     /// Set by `close`: subscriptions end.
     closed: bool,
-    /// Subscriptions waiting on the condvar now.
+    /// The subscriptions to all topics, or to several.
+    all: Group,
+    /// Topic → the subscriptions to that topic alone; a topic is here while
+    /// it has one.
+    topics: HashMap<Arc<str>, Group>,
+}
+
+impl State {
+    /// The group of a subscription to `topic` alone, or to all or several
+    /// topics (`None`).
+    fn group(&mut self, topic: Option<&Arc<str>>) -> &mut Group {
+        match topic.and_then(|topic| self.topics.get_mut(topic)) {
+            Some(group) => group,
+            // A subscription's group lives as long as it does; `all` is the
+            // answer for one that is not grouped by topic.
+            None => &mut self.all,
+        }
+    }
+}
+
+/// Subscriptions woken together: those of one topic, or those of all or
+/// several topics. Events on a topic wake its group and the `all` group only.
+#[derive(Debug, Default)]
+struct Group {
+    /// What its subscriptions wait on. After a publish, `Hub::relays` of
+    /// them are notified and each passes the wake-up on to one more (see
+    /// `Subscription::next`); `close` notifies all of them.
+    wake: Arc<Condvar>,
+    /// Subscriptions in the group.
+    members: usize,
+    /// Events published for the group so far.
+    published: u64,
+    /// Members waiting on `wake` now.
     waiting: usize,
-    /// Of those, how many began waiting before the newest event was
-    /// published, and so have something to look at: the relay goes on while
-    /// this is above zero.
+    /// Of those, how many began waiting before the group's newest event,
+    /// and so have something to look at: the relay goes on while this is
+    /// above zero.
     behind: usize,
+}
+
+impl Group {
+    /// Counts a published event; returns the condvar to start a relay on,
+    /// if members wait and no relay runs.
+    fn publish(&mut self) -> Option<Arc<Condvar>> {
+        self.published += 1;
+        // A running relay (someone is behind) reaches the members that
+        // start waiting now too, as they queue after the ones it has yet to
+        // wake.
+        let running = self.behind > 0;
+        // Every waiting member has something new to look at now.
+        self.behind = self.waiting;
+        (!running && self.waiting > 0).then(|| Arc::clone(&self.wake))
+    }
 }
 
 impl State {
@@ -163,10 +211,9 @@ impl Hub {
                 evicted_floor: 0,
                 gaps: 0,
                 closed: false,
-                waiting: 0,
-                behind: 0,
+                all: Group::default(),
+                topics: HashMap::new(),
             }),
-            wake: Condvar::new(),
             relays: cpus().min(MAX_RELAYS),
             run: new_run_id(),
             subscriber_count: AtomicUsize::new(0),
@@ -268,17 +315,15 @@ impl Hub {
             self.evict(&mut state);
             ids.push(id);
         }
-        // A relay still running (someone is behind) will reach the waiters
-        // this event is new to, as they queue behind the ones it has yet to
-        // wake; only when none is running does this publish start relays.
-        let relay = state.behind == 0;
-        // Every waiting subscription has something new to look at now.
-        state.behind = state.waiting;
+        let wake = [
+            state.all.publish(),
+            state.topics.get_mut(&topic).and_then(Group::publish),
+        ];
         drop(state);
         Ok(Published {
             hub: self,
             ids,
-            relay,
+            wake,
         })
     }
 
@@ -332,6 +377,18 @@ impl Hub {
         state.subscribers += 1;
         self.subscriber_count
             .store(state.subscribers, Ordering::Relaxed);
+        let topics: Option<Box<[Arc<str>]>> =
+            topics.map(|topics| topics.into_iter().map(Arc::from).collect());
+        let group = match topics.as_deref() {
+            Some([topic]) => Some(Arc::clone(topic)),
+            _ => None,
+        };
+        let wake = match &group {
+            Some(topic) => state.topics.entry(Arc::clone(topic)).or_default(),
+            None => &mut state.all,
+        };
+        wake.members += 1;
+        let wake = Arc::clone(&wake.wake);
         let first_seq = state.first_seq();
         let mut pending = Vec::new();
         let (cursor, last_sent) = match last_id {
@@ -350,7 +407,9 @@ impl Hub {
         drop(state);
         Ok(Subscription {
             hub: Arc::clone(self),
-            topics: topics.map(|topics| topics.into_iter().map(Arc::from).collect()),
+            topics,
+            group,
+            wake,
             cursor,
             last_sent,
             pending,
@@ -361,8 +420,12 @@ impl Hub {
     /// [`Next::Closed`], and publishing and subscribing fail with
     /// [`Error::Closed`].
     pub fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_all();
+        let mut state = self.lock();
+        state.closed = true;
+        state.all.wake.notify_all();
+        for group in state.topics.values() {
+            group.wake.notify_all();
+        }
     }
 
     /// Subscriptions alive now, read without taking the lock.
@@ -404,16 +467,16 @@ pub struct Published<'hub> {
     hub: &'hub Hub,
     /// The ids given to the events, in order.
     pub ids: Vec<String>,
-    /// Whether dropping it starts relays (none was running).
-    relay: bool,
+    /// The groups to start relays in when dropped: `all`, and the topic's.
+    wake: [Option<Arc<Condvar>>; 2],
 }
 
 impl Drop for Published<'_> {
     fn drop(&mut self) {
         // Start the relays; each woken subscriber wakes the next one.
-        if self.relay {
+        for wake in self.wake.iter().flatten() {
             for _ in 0..self.hub.relays {
-                self.hub.wake.notify_one();
+                wake.notify_one();
             }
         }
     }
@@ -442,6 +505,10 @@ pub struct Subscription {
     last_sent: Option<u64>,
     /// Frames to send before anything else (the `gap` for an unknown last id).
     pending: Vec<u8>,
+    /// The topic of its `Group`; `None` for the group of all or several topics.
+    group: Option<Arc<str>>,
+    /// Its group's condvar.
+    wake: Arc<Condvar>,
 }
 
 impl Subscription {
@@ -454,13 +521,14 @@ impl Subscription {
     pub fn next(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Next {
         // The guard must not borrow `self`, which `collect` changes.
         let hub = Arc::clone(&self.hub);
+        let wake = Arc::clone(&self.wake);
         let mut relay = false;
-        let next = self.next_locked(&hub, out, timeout, &mut relay);
+        let next = self.next_locked(&hub, &wake, out, timeout, &mut relay);
         // Passed on after the lock is released, so that the woken thread
         // does not find it taken, and before this thread writes, so that a
         // stalled client cannot hold up the relay.
         if relay {
-            hub.wake.notify_one();
+            wake.notify_one();
         }
         next
     }
@@ -470,6 +538,7 @@ impl Subscription {
     fn next_locked(
         &mut self,
         hub: &Hub,
+        wake: &Condvar,
         out: &mut Vec<u8>,
         timeout: Duration,
         relay: &mut bool,
@@ -512,19 +581,20 @@ impl Subscription {
                 return Next::Idle;
             }
             if std::mem::take(relay) {
-                hub.wake.notify_one();
+                wake.notify_one();
             }
-            let waited_at = state.next_seq;
-            state.waiting += 1;
-            let (guard, woken) = hub
-                .wake
+            let group = state.group(self.group.as_ref());
+            let waited_at = group.published;
+            group.waiting += 1;
+            let (guard, woken) = wake
                 .wait_timeout(state, remaining)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             state = guard;
-            state.waiting -= 1;
-            let published = state.next_seq > waited_at;
+            let group = state.group(self.group.as_ref());
+            group.waiting -= 1;
+            let published = group.published > waited_at;
             if published {
-                state.behind = state.behind.saturating_sub(1);
+                group.behind = group.behind.saturating_sub(1);
             }
             // The relay: a publish wakes one waiting subscriber (one per
             // CPU), and each woken one wakes the next while some are still
@@ -533,7 +603,7 @@ impl Subscription {
             // the lock, and events that arrive during a round are picked up
             // together by the subscribers not yet visited. A wake-up that
             // reached a subscriber with nothing new is passed on too.
-            *relay = state.behind > 0 && (published || !woken.timed_out());
+            *relay = group.behind > 0 && (published || !woken.timed_out());
         }
     }
 
@@ -589,6 +659,13 @@ impl Drop for Subscription {
         self.hub
             .subscriber_count
             .store(state.subscribers, Ordering::Relaxed);
+        let group = state.group(self.group.as_ref());
+        group.members = group.members.saturating_sub(1);
+        if group.members == 0 {
+            if let Some(topic) = &self.group {
+                state.topics.remove(topic);
+            }
+        }
     }
 }
 
@@ -822,8 +899,9 @@ mod tests {
         assert_eq!(waiter.join().unwrap(), Next::Closed);
     }
 
-    /// Subscriptions waiting far longer than the test lasts, half on topic
-    /// `a` and half on `b`, fed by `rounds`; returns what each thread got.
+    /// Subscriptions waiting far longer than the test lasts, on topic `a`,
+    /// on `b`, on both, and on all topics, fed by `rounds`; returns what
+    /// each thread got, by its topics (`""` for all).
     fn relay_check(relays: usize, rounds: impl Fn(&Hub, usize)) -> Vec<(String, usize)> {
         const WAITERS: usize = 24;
         let mut hub = Hub::new();
@@ -831,14 +909,16 @@ mod tests {
         let hub = Arc::new(hub);
         let threads: Vec<_> = (0..WAITERS)
             .map(|i| {
-                let topic = ["a", "b"][i % 2];
-                let mut sub = hub.subscribe(topics(&[topic]), None).unwrap();
+                let wanted = ["a", "b", "a,b", ""][i % 4];
+                let list =
+                    (!wanted.is_empty()).then(|| topics(&wanted.split(',').collect::<Vec<_>>()));
+                let mut sub = hub.subscribe(list.flatten(), None).unwrap();
                 std::thread::spawn(move || {
                     let mut out = Vec::new();
                     // Only the relay can wake it before the test gives up.
                     while let Next::Events(_) = sub.next(&mut out, Duration::from_secs(60)) {}
                     (
-                        topic.to_string(),
+                        wanted.to_string(),
                         String::from_utf8(out).unwrap().matches("data").count(),
                     )
                 })
@@ -852,10 +932,41 @@ mod tests {
             .collect()
     }
 
+    /// Subscriptions waiting, and those of them behind, over every group.
+    fn waiting_and_behind(state: &State) -> (usize, usize) {
+        let groups = state.topics.values().chain([&state.all]);
+        groups.fold((0, 0), |(waiting, behind), group| {
+            (waiting + group.waiting, behind + group.behind)
+        })
+    }
+
+    #[test]
+    fn a_publish_wakes_only_its_topic_and_the_all_group() {
+        let hub = hub(10, 1 << 20);
+        let subscriptions: Vec<_> = [topics(&["a"]), topics(&["b"]), None, topics(&["a", "b"])]
+            .into_iter()
+            .map(|topics| hub.subscribe(topics, None).unwrap())
+            .collect();
+        let groups = |state: &State| {
+            let mut groups: Vec<_> = (state.topics.iter())
+                .map(|(topic, group)| (topic.to_string(), group.members, group.published))
+                .collect();
+            groups.sort();
+            (groups, state.all.members, state.all.published)
+        };
+        hub.publish("a", Event::new("x")).unwrap();
+        hub.publish("c", Event::new("x")).unwrap();
+        let expected = (vec![("a".into(), 1, 1), ("b".into(), 1, 0)], 2, 2);
+        assert_eq!(groups(&hub.lock()), expected);
+        // A topic's group goes with its last subscription.
+        drop(subscriptions);
+        assert_eq!(groups(&hub.lock()), (vec![], 0, 2));
+    }
+
     /// Waits until `count` subscriptions wait on the condvar (10 s at most).
     fn until_waiting(hub: &Hub, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while hub.lock().waiting != count {
+        while waiting_and_behind(&hub.lock()).0 != count {
             assert!(
                 Instant::now() < deadline,
                 "subscribers did not start waiting"
@@ -870,7 +981,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let state = hub.lock();
-            if state.waiting == waiters && state.behind == 0 && state.next_seq > events {
+            if waiting_and_behind(&state) == (waiters, 0) && state.next_seq > events {
                 return;
             }
             drop(state);
@@ -889,8 +1000,9 @@ mod tests {
                     until_delivered(hub, waiters, round as u64 + 1);
                 }
             });
-            for (topic, count) in got {
-                assert_eq!(count, 3, "relays {relays}, topic {topic}");
+            for (topics, count) in got {
+                let expected = if topics.len() == 1 { 3 } else { 6 };
+                assert_eq!(count, expected, "relays {relays}, topics {topics:?}");
             }
         }
     }
@@ -905,8 +1017,13 @@ mod tests {
                 }
                 until_delivered(hub, waiters, 50);
             });
-            for (topic, count) in got {
-                assert_eq!(count, if topic == "a" { 40 } else { 10 }, "relays {relays}");
+            for (topics, count) in got {
+                let expected = match topics.as_str() {
+                    "a" => 40,
+                    "b" => 10,
+                    _ => 50,
+                };
+                assert_eq!(count, expected, "relays {relays}, topics {topics:?}");
             }
         }
     }
