@@ -410,6 +410,7 @@ impl Hub {
             topics,
             group,
             wake,
+            passed_on: 0,
             cursor,
             last_sent,
             pending,
@@ -509,6 +510,9 @@ pub struct Subscription {
     group: Option<Arc<str>>,
     /// Its group's condvar.
     wake: Arc<Condvar>,
+    /// `Group::published` when it last passed on a wake-up that had
+    /// nothing for it.
+    passed_on: u64,
 }
 
 impl Subscription {
@@ -601,9 +605,18 @@ impl Subscription {
             // behind. The waiters run one after another instead of all at
             // once, so the CPU stays free for publishers, no thread queues on
             // the lock, and events that arrive during a round are picked up
-            // together by the subscribers not yet visited. A wake-up that
-            // reached a subscriber with nothing new is passed on too.
-            *relay = group.behind > 0 && (published || !woken.timed_out());
+            // together by the subscribers not yet visited.
+            //
+            // A wake-up that reached a subscriber with nothing new (an extra
+            // one, or the kernel chose another waiter) is passed on too, so
+            // that none is lost, but by each subscriber once per event at
+            // most: while a woken subscriber has not run yet, the others
+            // would otherwise hand the wake-up around until it does.
+            let stray = !published && !woken.timed_out() && self.passed_on != group.published;
+            *relay = group.behind > 0 && (published || stray);
+            if *relay && stray {
+                self.passed_on = group.published;
+            }
         }
     }
 
