@@ -595,7 +595,7 @@ impl Subscription {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             state = guard;
             let group = state.group(self.group.as_ref());
-            group.waiting -= 1;
+            group.waiting = group.waiting.saturating_sub(1);
             let published = group.published > waited_at;
             if published {
                 group.behind = group.behind.saturating_sub(1);
