@@ -682,6 +682,23 @@ impl Response {
         self
     }
 
+    /// Adds header fields, in order.
+    ///
+    /// ```
+    /// use tinysse::http::Response;
+    ///
+    /// let cors = vec![("Access-Control-Allow-Origin", "https://example.org".to_string())];
+    /// let response = Response::text(200, "ok\n").with_headers(cors);
+    /// assert_eq!(response.headers.last().unwrap().0, "Access-Control-Allow-Origin");
+    /// ```
+    pub fn with_headers(
+        mut self,
+        headers: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> Response {
+        self.headers.extend(headers);
+        self
+    }
+
     /// Writes the response in one `write_all`. A 204 gets no `Content-Length`;
     /// `head_only` (for `HEAD`) sends the headers of the full response and no
     /// body; `keep_alive: false` adds `Connection: close`.

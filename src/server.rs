@@ -583,7 +583,7 @@ fn respond_error(
 ) {
     let mut response = Response::error(err);
     if let Some(request) = request {
-        response.headers.extend(cors_headers(shared, request));
+        response = response.with_headers(cors_headers(shared, request));
     }
     if matches!(err, Error::Unauthorized) {
         response = response.with_header("WWW-Authenticate", "Bearer");
@@ -656,18 +656,11 @@ fn handle_request(
         )
         .with_header("Allow", allow),
     };
-    let response = response.with_cors(cors_headers(shared, request));
+    let response = response.with_headers(cors_headers(shared, request));
     if send(shared, conn, &response, method == "HEAD", keep_alive) && keep_alive {
         After::KeepAlive
     } else {
         After::Close
-    }
-}
-
-impl Response {
-    fn with_cors(mut self, headers: Vec<(&'static str, String)>) -> Response {
-        self.headers.extend(headers);
-        self
     }
 }
 
@@ -779,7 +772,7 @@ fn publish(
         ),
         Err(err) => (Response::error(&err), None),
     };
-    let response = response.with_cors(cors_headers(shared, request));
+    let response = response.with_headers(cors_headers(shared, request));
     shared.metrics.request(response.status);
     shared.metrics.sent(response.body.len());
     let bytes = response.to_bytes(false, keep_alive);
