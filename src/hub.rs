@@ -587,6 +587,10 @@ impl Subscription {
             if std::mem::take(relay) {
                 wake.notify_one();
             }
+            // A hand-rolled wait rather than `wait_timeout_while`: the relay
+            // must count and pass on every wake-up, spurious ones included.
+            // The deadline is fixed before the loop, so a wake-up never
+            // restarts the whole timeout.
             let group = state.group(self.group.as_ref());
             let waited_at = group.published;
             group.waiting += 1;
