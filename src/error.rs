@@ -1,4 +1,14 @@
 //! The crate's one error type.
+//!
+//! Its `Display` text and [`Error::status`] make up the HTTP answer:
+//!
+//! ```
+//! use tinysse::Event;
+//!
+//! let err = Event::new("x").with_id("a\nb").validate().unwrap_err();
+//! assert_eq!(err.to_string(), "invalid event: id contains CR, LF or NUL");
+//! assert_eq!(err.status(), 400);
+//! ```
 
 use std::fmt;
 use std::io;
@@ -7,6 +17,13 @@ use std::io;
 ///
 /// HTTP-facing variants map to a status code with [`Error::status`]; their
 /// `Display` text is the one-line reason sent in the response body.
+///
+/// ```
+/// use tinysse::{Error, Event, Hub};
+///
+/// let result = Hub::new().publish("no spaces", Event::new("x"));
+/// assert!(matches!(result, Err(Error::BadTopic)));
+/// ```
 #[derive(Debug)]
 pub enum Error {
     /// A socket or file operation failed.

@@ -2,6 +2,17 @@
 //!
 //! This module does no I/O. The hub encodes each published event once, with
 //! [`Event::encode_into`], and every subscriber writes those same bytes.
+//!
+//! A stream is a `retry` frame, then events and comment frames:
+//!
+//! ```
+//! use tinysse::{Event, event};
+//!
+//! let mut stream = event::retry_frame(2000);
+//! Event::new("hi").with_id("1").encode_into(&mut stream);
+//! stream.extend(event::comment_frame("keep-alive"));
+//! assert_eq!(stream, b"retry: 2000\n\nid: 1\ndata: hi\n\n: keep-alive\n\n");
+//! ```
 
 use crate::Error;
 
@@ -32,6 +43,14 @@ pub struct Event {
 
 impl Event {
     /// An event carrying `data`, with no type, id or retry.
+    ///
+    /// ```
+    /// use tinysse::Event;
+    ///
+    /// let event = Event::new("hi");
+    /// assert_eq!((event.event, event.id, event.retry), (None, None, None));
+    /// assert_eq!(Event::new("hi").encode(), b"data: hi\n\n");
+    /// ```
     pub fn new(data: impl Into<String>) -> Event {
         Event {
             data: data.into(),
@@ -40,6 +59,13 @@ impl Event {
     }
 
     /// Sets the event type. An empty name means the default type, `message`.
+    ///
+    /// ```
+    /// use tinysse::Event;
+    ///
+    /// assert_eq!(Event::new("1").with_event("tick").encode(), b"event: tick\ndata: 1\n\n");
+    /// assert_eq!(Event::new("1").with_event("").event, None);
+    /// ```
     pub fn with_event(mut self, name: impl Into<String>) -> Event {
         let name = name.into();
         self.event = if name.is_empty() { None } else { Some(name) };
@@ -47,12 +73,24 @@ impl Event {
     }
 
     /// Sets the id.
+    ///
+    /// ```
+    /// use tinysse::Event;
+    ///
+    /// assert_eq!(Event::new("x").with_id("42").encode(), b"id: 42\ndata: x\n\n");
+    /// ```
     pub fn with_id(mut self, id: impl Into<String>) -> Event {
         self.id = Some(id.into());
         self
     }
 
     /// Sets the reconnection time the client should use, in milliseconds.
+    ///
+    /// ```
+    /// use tinysse::Event;
+    ///
+    /// assert_eq!(Event::new("x").with_retry(500).encode(), b"retry: 500\ndata: x\n\n");
+    /// ```
     pub fn with_retry(mut self, millis: u64) -> Event {
         self.retry = Some(millis);
         self
@@ -86,6 +124,17 @@ impl Event {
     /// Encodes the event to its wire bytes.
     ///
     /// Call [`Event::validate`] first; see [`Event::encode_into`].
+    ///
+    /// Each line of data, whatever its line ending, becomes one `data:` line:
+    ///
+    /// ```
+    /// use tinysse::Event;
+    ///
+    /// let event = Event::new("a\r\nb\n");
+    /// event.validate()?;
+    /// assert_eq!(event.encode(), b"data: a\ndata: b\ndata: \n\n");
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.data.len() + 32);
         self.encode_into(&mut out);
@@ -97,6 +146,15 @@ impl Event {
     ///
     /// A field with a line break in it would not round-trip; [`Event::validate`]
     /// refuses those, and this function never writes a CR or LF inside a field.
+    ///
+    /// ```
+    /// use tinysse::Event;
+    ///
+    /// let mut out = Vec::new();
+    /// Event::new("one").with_id("1").encode_into(&mut out);
+    /// Event::new("two").with_id("2").encode_into(&mut out);
+    /// assert_eq!(out, b"id: 1\ndata: one\n\nid: 2\ndata: two\n\n");
+    /// ```
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         // Always "field: value" with one space: "If value starts with a U+0020
         // SPACE character, remove it from value" — so data that itself starts

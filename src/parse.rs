@@ -21,6 +21,21 @@
 //! The input is treated as untrusted. No input can make the parser panic, and
 //! its memory is bounded by the limit given to [`Parser::with_limit`] (by default
 //! [`MAX_EVENT_BYTES`]).
+//!
+//! The two lower layers on their own, to look at the fields of a stream:
+//!
+//! ```
+//! use tinysse::parse::{Line, Lines, classify};
+//!
+//! let mut fields = Vec::new();
+//! Lines::new(1024).feed(b"event: tick\r\ndata: 1\r\n\r\n", &mut |line| {
+//!     if let Line::Field(name, value) = classify(line) {
+//!         fields.push(format!("{name}={value}"));
+//!     }
+//! })?;
+//! assert_eq!(fields, ["event=tick", "data=1"]);
+//! # Ok::<(), tinysse::Error>(())
+//! ```
 
 // Implementation notes
 // --------------------
@@ -92,12 +107,25 @@ use std::mem;
 use crate::Error;
 
 /// Default limit for one line and for one event's data buffer, in bytes.
+///
+/// ```
+/// assert_eq!(tinysse::parse::MAX_EVENT_BYTES, 1024 * 1024);
+/// ```
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// U+FEFF BYTE ORDER MARK, encoded as UTF-8.
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
 /// One line of an event stream, classified per the WHATWG rules.
+///
+/// ```
+/// use tinysse::parse::{Line, classify};
+///
+/// match classify("retry: 3000") {
+///     Line::Field("retry", millis) => assert_eq!(millis, "3000"),
+///     other => panic!("not a retry field: {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line<'a> {
     /// An empty line: dispatch the event.
@@ -204,6 +232,14 @@ enum Piece<'a> {
 impl Lines {
     /// A splitter whose lines may be at most `limit` bytes long (not counting
     /// the line ending).
+    ///
+    /// ```
+    /// use tinysse::parse::Lines;
+    ///
+    /// let mut lines = Lines::new(2);
+    /// assert!(lines.feed(b"ab\r\n", &mut |_| {}).is_ok());
+    /// assert!(lines.feed(b"abc\n", &mut |_| {}).is_err());
+    /// ```
     pub fn new(limit: usize) -> Lines {
         Lines {
             limit,
@@ -224,6 +260,16 @@ impl Lines {
     /// lines after the long one are still passed to `on_line`, even if they are in
     /// the same call. A call reports `Err` once however many lines overflowed in
     /// it. Later calls that only discard the rest of the long line return `Ok`.
+    ///
+    /// ```
+    /// use tinysse::{Error, parse::Lines};
+    ///
+    /// let mut lines = Lines::new(4);
+    /// let mut seen = Vec::new();
+    /// let result = lines.feed(b"far too long\nok\n", &mut |line| seen.push(line.to_owned()));
+    /// assert!(matches!(result, Err(Error::EventTooLarge)));
+    /// assert_eq!(seen, ["ok"]);
+    /// ```
     pub fn feed(&mut self, bytes: &[u8], on_line: &mut dyn FnMut(&str)) -> Result<(), Error> {
         let mut overflowed = false;
         self.split(bytes, &mut |piece| match piece {
@@ -327,6 +373,16 @@ impl Lines {
 }
 
 /// One dispatched event, as a browser's EventSource would see it.
+///
+/// ```
+/// use tinysse::{Message, Parser};
+///
+/// let mut out = Vec::new();
+/// Parser::new().feed(b"data: a\ndata: b\n\n", &mut out)?;
+/// let expected = Message { event: "message".into(), data: "a\nb".into(), id: String::new() };
+/// assert_eq!(out, [expected]);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// The event type; "message" when the stream gave none.
@@ -404,6 +460,11 @@ impl Default for Parser {
 
 impl Parser {
     /// A parser with limit [`MAX_EVENT_BYTES`].
+    ///
+    /// ```
+    /// let parser = tinysse::Parser::new();
+    /// assert_eq!((parser.retry(), parser.last_event_id()), (None, ""));
+    /// ```
     pub fn new() -> Parser {
         Parser::with_limit(MAX_EVENT_BYTES)
     }
@@ -411,6 +472,21 @@ impl Parser {
     /// A parser with `limit` bytes as the limit for one line (not counting its
     /// line ending) and for one event's data buffer (its data plus one LF per
     /// `data` line).
+    ///
+    /// Each line below fits in 16 bytes, but the third `data` line would make
+    /// the data buffer grow past them:
+    ///
+    /// ```
+    /// use tinysse::Parser;
+    ///
+    /// let mut parser = Parser::with_limit(16);
+    /// let mut out = Vec::new();
+    /// parser.feed(b"data: abcdef\ndata: abcdef\n\n", &mut out)?;
+    /// assert_eq!(out[0].data, "abcdef\nabcdef");
+    /// assert!(parser.feed(b"data: abcdef\ndata: abcdef\ndata: abcdef\n\n", &mut out).is_err());
+    /// assert_eq!(out.len(), 1);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn with_limit(limit: usize) -> Parser {
         Parser {
             lines: Lines::new(limit),
@@ -460,6 +536,17 @@ impl Parser {
     /// oversize event are parsed as usual, including bytes later in the same
     /// call, so `out` may also contain events from after the overflow. The
     /// dropped event's `id` and `retry` fields still take effect.
+    ///
+    /// ```
+    /// use tinysse::{Error, Parser};
+    ///
+    /// let mut parser = Parser::with_limit(8);
+    /// let mut out = Vec::new();
+    /// let result = parser.feed(b"id: 1\ndata: far too long\n\ndata: ok\n\n", &mut out);
+    /// assert!(matches!(result, Err(Error::EventTooLarge)));
+    /// assert_eq!(out.len(), 1);
+    /// assert_eq!((out[0].data.as_str(), out[0].id.as_str()), ("ok", "1"));
+    /// ```
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Message>) -> Result<(), Error> {
         let Parser { lines, interpreter } = self;
         let mut overflowed = false;
@@ -491,6 +578,13 @@ impl Parser {
     /// The value is in milliseconds and saturates at `u64::MAX`. A `retry` field
     /// takes effect as soon as its line is complete, without waiting for a blank
     /// line.
+    ///
+    /// ```
+    /// let mut parser = tinysse::Parser::new();
+    /// parser.feed(b"retry: 2500\nretry: soon\n", &mut Vec::new())?;
+    /// assert_eq!(parser.retry(), Some(2500));
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn retry(&self) -> Option<u64> {
         self.interpreter.reconnection_time
     }
@@ -504,6 +598,15 @@ impl Parser {
     /// It is the same as the `id` of the latest [`Message`], except that blank
     /// lines that dispatch nothing (such as one ending a block with only `id: 5`)
     /// also update it.
+    ///
+    /// ```
+    /// let mut parser = tinysse::Parser::new();
+    /// let mut out = Vec::new();
+    /// parser.feed(b"id: 5\n\nid: 6\ndata: still arriving\n", &mut out)?;
+    /// assert!(out.is_empty());
+    /// assert_eq!(parser.last_event_id(), "5");
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn last_event_id(&self) -> &str {
         &self.interpreter.last_event_id
     }

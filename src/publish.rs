@@ -10,6 +10,16 @@
 //!
 //! This module does no network I/O; [`pump_lines`] reads any `BufRead` (the
 //! binary gives it standard input).
+//!
+//! ```
+//! use tinysse::{Event, publish::read_publication};
+//!
+//! let form = Some("application/x-www-form-urlencoded");
+//! let publication = read_publication(form, &[], b"data=a%20b&topic=news&retry=500")?;
+//! assert_eq!(publication.topic, "news");
+//! assert_eq!(publication.events, [Event::new("a b").with_retry(500)]);
+//! # Ok::<(), tinysse::Error>(())
+//! ```
 
 use std::io::{self, BufRead, Read};
 
@@ -19,9 +29,28 @@ use crate::hub::{Hub, check_topic};
 use crate::parse::{Line, Lines, classify};
 
 /// The topic used when a publisher names none.
+///
+/// ```
+/// use tinysse::publish::{DEFAULT_TOPIC, read_publication};
+///
+/// assert_eq!(read_publication(None, &[], b"hello")?.topic, DEFAULT_TOPIC);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub const DEFAULT_TOPIC: &str = "default";
 
 /// What one publish request asks for: events for one topic, in order.
+///
+/// It is ready for [`Hub::publish_batch`]:
+///
+/// ```
+/// use tinysse::{Hub, publish::read_publication};
+///
+/// let hub = Hub::new();
+/// let publication = read_publication(Some("text/plain"), &[], b"hi")?;
+/// let ids = hub.publish_batch(&publication.topic, publication.events)?;
+/// assert_eq!(ids.len(), 1);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
     /// The topic, already checked.
@@ -195,6 +224,16 @@ fn read_batch(body: &str) -> Result<Vec<Event>, Error> {
 /// CRLF; invalid UTF-8 is replaced with U+FFFD. A line longer than
 /// `max_line` bytes is published in pieces of `max_line` bytes.
 /// Returns how many events were published.
+///
+/// ```
+/// use tinysse::{Hub, publish::pump_lines};
+///
+/// let hub = Hub::new();
+/// let input: &[u8] = b"one\r\n\nabcdefghijklmnop\n";
+/// assert_eq!(pump_lines(&hub, input, "logs", "line", 8)?, 3); // "one", "abcdefgh", "ijklmnop"
+/// assert_eq!(hub.stats().published, 3);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub fn pump_lines(
     hub: &Hub,
     reader: impl BufRead,
