@@ -1,5 +1,14 @@
 //! `Config`: every setting of a server, with documented defaults, and the
 //! parsing of `tinysse serve` flags into it.
+//!
+//! ```
+//! use tinysse::config::{Config, parse_serve_args};
+//!
+//! let options = parse_serve_args(&["--listen", "0.0.0.0:9000", "--quiet"])?.unwrap();
+//! let listen = "0.0.0.0:9000".parse().unwrap();
+//! assert_eq!(options.config, Config { listen, quiet: true, ..Config::default() });
+//! # Ok::<(), tinysse::Error>(())
+//! ```
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,18 +21,64 @@ use crate::hub::{
 };
 
 /// Default address: loopback only, so a fresh server is not reachable from the network.
+///
+/// ```
+/// use tinysse::config::{Config, DEFAULT_LISTEN};
+///
+/// assert_eq!(Config::default().listen.to_string(), DEFAULT_LISTEN);
+/// assert!(Config::default().listen.ip().is_loopback());
+/// ```
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default seconds between heartbeat comments on an idle stream.
+///
+/// ```
+/// use std::time::Duration;
+/// use tinysse::config::{DEFAULT_HEARTBEAT, parse_serve_args};
+///
+/// assert_eq!(parse_serve_args::<&str>(&[])?.unwrap().config.heartbeat, DEFAULT_HEARTBEAT);
+/// let off = parse_serve_args(&["--heartbeat", "0"])?.unwrap();
+/// assert_eq!(off.config.heartbeat, Duration::ZERO);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
 /// Default reconnection time sent to clients (`retry:`), in milliseconds.
+///
+/// ```
+/// use tinysse::{config::DEFAULT_RETRY_MS, event::retry_frame};
+///
+/// assert_eq!(retry_frame(DEFAULT_RETRY_MS), b"retry: 3000\n\n");
+/// ```
 pub const DEFAULT_RETRY_MS: u64 = 3000;
 /// Default time a subscriber's socket may accept nothing before it is dropped.
+///
+/// ```
+/// use tinysse::config::{DEFAULT_WRITE_TIMEOUT, parse_serve_args};
+///
+/// assert_eq!(DEFAULT_WRITE_TIMEOUT.as_secs(), 30);
+/// assert!(parse_serve_args(&["--write-timeout", "0"]).is_err()); // at least 1 second
+/// ```
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections allowed beyond `max_subscribers` (publishers, pages, metrics).
+///
+/// ```
+/// use tinysse::{config::EXTRA_CONNECTIONS, hub::DEFAULT_MAX_SUBSCRIBERS, Config};
+///
+/// assert_eq!(EXTRA_CONNECTIONS, 64);
+/// assert_eq!(Config::default().max_connections(), DEFAULT_MAX_SUBSCRIBERS + EXTRA_CONNECTIONS);
+/// ```
 pub const EXTRA_CONNECTIONS: usize = 64;
 
 /// Everything a [`crate::Server`] needs to know. `Config::default()` is what
 /// `tinysse serve` runs with when given no flags.
+///
+/// ```
+/// use tinysse::Config;
+///
+/// let config = Config::default();
+/// assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+/// assert_eq!((config.history, config.max_subscribers, config.max_body), (1024, 1024, 64 * 1024));
+/// assert_eq!((config.token, config.quiet), (None, false));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Address to listen on (`--listen`).
@@ -78,12 +133,29 @@ impl Default for Config {
 
 impl Config {
     /// Connections allowed at once: subscribers plus [`EXTRA_CONNECTIONS`].
+    ///
+    /// ```
+    /// use tinysse::config::parse_serve_args;
+    ///
+    /// let options = parse_serve_args(&["--max-subscribers", "10"])?.unwrap();
+    /// assert_eq!(options.config.max_connections(), 10 + 64);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn max_connections(&self) -> usize {
         self.max_subscribers.saturating_add(EXTRA_CONNECTIONS)
     }
 }
 
 /// What `tinysse serve` was asked to do.
+///
+/// ```
+/// use tinysse::config::parse_serve_args;
+///
+/// let options = parse_serve_args(&["--stdin", "--stdin-topic", "logs"])?.unwrap();
+/// assert_eq!(options.stdin, Some(("logs".to_string(), String::new())));
+/// assert_eq!(parse_serve_args::<&str>(&[])?.unwrap().stdin, None);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
     /// The server's settings.
@@ -93,6 +165,10 @@ pub struct ServeOptions {
 }
 
 /// The help text of `tinysse serve`.
+///
+/// ```
+/// assert!(tinysse::config::SERVE_HELP.contains("--listen ADDR"));
+/// ```
 pub const SERVE_HELP: &str = "\
 Usage: tinysse serve [FLAGS]
 
@@ -223,6 +299,14 @@ pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions
 }
 
 /// The help text of `tinysse listen`.
+///
+/// ```
+/// use tinysse::config::{LISTEN_HELP, parse_listen_args};
+///
+/// assert!(parse_listen_args(&["--help"])?.is_none()); // the caller prints LISTEN_HELP
+/// assert!(LISTEN_HELP.contains("--last-event-id ID"));
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub const LISTEN_HELP: &str = "\
 Usage: tinysse listen URL [--topic T]... [--last-event-id ID] [--raw]
 
@@ -243,6 +327,10 @@ Flags:
 ";
 
 /// The help text of `tinysse publish`.
+///
+/// ```
+/// assert!(tinysse::config::PUBLISH_HELP.contains("--each-line"));
+/// ```
 pub const PUBLISH_HELP: &str = "\
 Usage: tinysse publish URL [--topic T] [--event E] [--retry MS] [--token T]
                            [--each-line] [--] [DATA | -]

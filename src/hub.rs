@@ -4,6 +4,20 @@
 //! This module never touches a socket. Publishers call [`Hub::publish`];
 //! each subscriber thread owns a [`Subscription`] and calls
 //! [`Subscription::next`] in a loop, writing the bytes it gets outside the lock.
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use tinysse::{Event, Hub, Next};
+//!
+//! let hub = Arc::new(Hub::new());
+//! let mut subscription = hub.subscribe(None, None)?;
+//! let ids = hub.publish_batch("t", vec![Event::new("a"), Event::new("b")])?;
+//! let mut socket = Vec::new(); // what the subscriber thread would write
+//! while let Next::Events(_) = subscription.next(&mut socket, Duration::ZERO) {}
+//! let expected = format!("id: {}\ndata: a\n\nid: {}\ndata: b\n\n", ids[0], ids[1]);
+//! assert_eq!(socket, expected.into_bytes());
+//! # Ok::<(), tinysse::Error>(())
+//! ```
 
 // Implementation notes
 //
@@ -43,15 +57,61 @@ use crate::Error;
 use crate::event::Event;
 
 /// Default number of events the history keeps.
+///
+/// ```
+/// use tinysse::{Event, Hub, hub::DEFAULT_HISTORY_EVENTS};
+///
+/// let hub = Hub::new();
+/// for n in 0..=DEFAULT_HISTORY_EVENTS {
+///     hub.publish("t", Event::new(n.to_string()))?;
+/// }
+/// assert_eq!(hub.stats().history_len, DEFAULT_HISTORY_EVENTS);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub const DEFAULT_HISTORY_EVENTS: usize = 1024;
 /// Default number of bytes (encoded frames) the history keeps.
+///
+/// ```
+/// use tinysse::{Config, hub::DEFAULT_HISTORY_BYTES};
+///
+/// assert_eq!(DEFAULT_HISTORY_BYTES, 4 * 1024 * 1024);
+/// assert_eq!(Config::default().history_bytes, DEFAULT_HISTORY_BYTES);
+/// ```
 pub const DEFAULT_HISTORY_BYTES: usize = 4 * 1024 * 1024;
 /// Default number of subscribers at once; one more is refused.
+///
+/// ```
+/// use tinysse::{Config, hub::DEFAULT_MAX_SUBSCRIBERS};
+///
+/// assert_eq!(DEFAULT_MAX_SUBSCRIBERS, 1024);
+/// assert_eq!(Config::default().max_subscribers, DEFAULT_MAX_SUBSCRIBERS);
+/// ```
 pub const DEFAULT_MAX_SUBSCRIBERS: usize = 1024;
 /// The most bytes [`Subscription::next`] hands out in one call (it always hands
 /// out at least one whole event). Bounds what one subscriber holds in memory.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use tinysse::{Event, Hub, Next, hub::MAX_BATCH_BYTES};
+///
+/// let hub = Arc::new(Hub::new());
+/// let mut subscription = hub.subscribe(None, None)?;
+/// let big = Event::new("x".repeat(MAX_BATCH_BYTES));
+/// hub.publish_batch("t", vec![big.clone(), big])?;
+/// // One big event per call; the caller writes and clears the buffer in between.
+/// assert_eq!(subscription.next(&mut Vec::new(), Duration::ZERO), Next::Events(1));
+/// assert_eq!(subscription.next(&mut Vec::new(), Duration::ZERO), Next::Events(1));
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// Longest topic name, in bytes.
+///
+/// ```
+/// use tinysse::hub::{MAX_TOPIC_BYTES, check_topic};
+///
+/// assert!(check_topic(&"a".repeat(MAX_TOPIC_BYTES)).is_ok());
+/// assert!(check_topic(&"a".repeat(MAX_TOPIC_BYTES + 1)).is_err());
+/// ```
 pub const MAX_TOPIC_BYTES: usize = 128;
 /// How many topics the hub remembers evictions for; past it, every subscriber
 /// that falls behind is told of a gap (see the implementation notes).
@@ -178,6 +238,19 @@ struct Entry {
 }
 
 /// Figures about the hub, read at one instant.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tinysse::{Event, Hub, hub::HubStats};
+///
+/// let hub = Arc::new(Hub::new());
+/// let _subscription = hub.subscribe(None, None)?;
+/// let id = hub.publish("t", Event::new("a"))?;
+/// let frame = format!("id: {id}\ndata: a\n\n");
+/// let expected = HubStats { subscribers: 1, published: 1, history_len: 1, history_bytes: frame.len(), gaps: 0 };
+/// assert_eq!(hub.stats(), expected);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubStats {
     /// Subscriptions alive now.
@@ -200,6 +273,19 @@ impl Default for Hub {
 
 impl Hub {
     /// A hub with the default limits.
+    ///
+    /// Ids are `<run>-<seq>`: `run` differs between hubs, `seq` counts from 1.
+    ///
+    /// ```
+    /// use tinysse::{Event, Hub};
+    ///
+    /// let hub = Hub::new();
+    /// let first = hub.publish("t", Event::new("a"))?;
+    /// let run = first.strip_suffix("-1").unwrap();
+    /// assert_eq!(hub.publish("t", Event::new("b"))?, format!("{run}-2"));
+    /// assert_ne!(Hub::new().publish("t", Event::new("a"))?, first);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn new() -> Hub {
         Hub {
             state: Mutex::new(State {
@@ -226,6 +312,19 @@ impl Hub {
     /// Keeps at most `events` events and `bytes` bytes of encoded frames in the
     /// history, dropping the oldest first. The newest event is always kept,
     /// even when it alone is larger than `bytes`. `events` is at least 1.
+    ///
+    /// ```
+    /// use tinysse::{Event, Hub};
+    ///
+    /// let hub = Hub::new().with_history(2, 64);
+    /// for data in ["a", "b", "c"] {
+    ///     hub.publish("t", Event::new(data))?;
+    /// }
+    /// assert_eq!(hub.stats().history_len, 2); // bounded by events
+    /// hub.publish("t", Event::new("x".repeat(100)))?;
+    /// assert_eq!(hub.stats().history_len, 1); // bounded by bytes, the newest kept
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn with_history(mut self, events: usize, bytes: usize) -> Hub {
         self.max_events = events.max(1);
         self.max_bytes = bytes;
@@ -233,6 +332,16 @@ impl Hub {
     }
 
     /// Allows at most `count` subscriptions at once.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tinysse::{Error, Hub};
+    ///
+    /// let hub = Arc::new(Hub::new().with_max_subscribers(1));
+    /// let _first = hub.subscribe(None, None)?;
+    /// assert!(matches!(hub.subscribe(None, None), Err(Error::Full)));
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn with_max_subscribers(mut self, count: usize) -> Hub {
         self.max_subscribers = count;
         self
@@ -250,6 +359,18 @@ impl Hub {
     ///
     /// Fails with [`Error::BadTopic`] or [`Error::InvalidEvent`] (including when
     /// the event already has an id: ids are assigned here).
+    ///
+    /// ```
+    /// use tinysse::{Error, Event, Hub};
+    ///
+    /// let hub = Hub::new();
+    /// let id = hub.publish("rooms/lobby", Event::new("hi").with_event("chat"))?;
+    /// assert!(id.ends_with("-1"));
+    /// let with_id = Event::new("x").with_id("7");
+    /// assert!(matches!(hub.publish("t", with_id), Err(Error::InvalidEvent(_))));
+    /// assert!(matches!(hub.publish("no spaces", Event::new("x")), Err(Error::BadTopic)));
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn publish(&self, topic: &str, event: Event) -> Result<String, Error> {
         let mut ids = self.publish_batch(topic, vec![event])?;
         Ok(ids.pop().unwrap_or_default())
@@ -257,6 +378,18 @@ impl Hub {
 
     /// Publishes several events on `topic`, in order, all or nothing: if any is
     /// invalid none is published. Returns their ids, which are consecutive.
+    ///
+    /// ```
+    /// use tinysse::{Event, Hub};
+    ///
+    /// let hub = Hub::new();
+    /// let bad = vec![Event::new("ok"), Event::new("x").with_event("a\nb")];
+    /// assert!(hub.publish_batch("t", bad).is_err());
+    /// let ids = hub.publish_batch("t", vec![Event::new("1"), Event::new("2")])?;
+    /// let run = ids[0].strip_suffix("-1").unwrap(); // seq 1: nothing was published before
+    /// assert_eq!(ids, [format!("{run}-1"), format!("{run}-2")]);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn publish_batch(&self, topic: &str, events: Vec<Event>) -> Result<Vec<String>, Error> {
         let mut published = self.publish_batch_deferred(topic, events)?;
         Ok(std::mem::take(&mut published.ids))
@@ -356,6 +489,20 @@ impl Hub {
     ///
     /// Fails with [`Error::BadTopic`], with [`Error::Full`] at the subscriber
     /// limit, and with [`Error::Closed`] after [`Hub::close`].
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use tinysse::{Event, Hub};
+    ///
+    /// let hub = Arc::new(Hub::new());
+    /// let first = hub.publish("t", Event::new("1"))?;
+    /// let second = hub.publish("t", Event::new("2"))?;
+    /// let mut resumed = hub.subscribe(None, Some(&first))?;
+    /// let mut bytes = Vec::new();
+    /// resumed.next(&mut bytes, Duration::ZERO);
+    /// assert_eq!(bytes, format!("id: {second}\ndata: 2\n\n").into_bytes());
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn subscribe(
         self: &Arc<Self>,
         topics: Option<Vec<String>>,
@@ -420,6 +567,16 @@ impl Hub {
     /// Ends every subscription: each [`Subscription::next`] returns
     /// [`Next::Closed`], and publishing and subscribing fail with
     /// [`Error::Closed`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tinysse::{Error, Event, Hub};
+    ///
+    /// let hub = Arc::new(Hub::new());
+    /// hub.close();
+    /// assert!(matches!(hub.publish("t", Event::new("x")), Err(Error::Closed)));
+    /// assert!(matches!(hub.subscribe(None, None), Err(Error::Closed)));
+    /// ```
     pub fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
@@ -430,11 +587,33 @@ impl Hub {
     }
 
     /// Subscriptions alive now, read without taking the lock.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tinysse::Hub;
+    ///
+    /// let hub = Arc::new(Hub::new());
+    /// let subscription = hub.subscribe(None, None)?;
+    /// assert_eq!(hub.subscriber_count(), 1);
+    /// drop(subscription); // frees its slot
+    /// assert_eq!(hub.subscriber_count(), 0);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn subscriber_count(&self) -> usize {
         self.subscriber_count.load(Ordering::Relaxed)
     }
 
     /// Figures about the hub now.
+    ///
+    /// ```
+    /// use tinysse::{Event, Hub};
+    ///
+    /// let hub = Hub::new().with_history(1, usize::MAX);
+    /// hub.publish_batch("t", vec![Event::new("a"), Event::new("b")])?;
+    /// let stats = hub.stats();
+    /// assert_eq!((stats.published, stats.history_len, stats.gaps), (2, 1, 0));
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn stats(&self) -> HubStats {
         let state = self.lock();
         HubStats {
@@ -462,6 +641,20 @@ impl Hub {
 
 /// Events just published; dropping this wakes the subscribers (see
 /// [`Hub::publish_batch_deferred`]).
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use tinysse::{Event, Hub, Next};
+///
+/// let hub = Arc::new(Hub::new());
+/// let mut subscription = hub.subscribe(None, None)?;
+/// let published = hub.publish_batch_deferred("t", vec![Event::new("a")])?;
+/// let mut bytes = Vec::new();
+/// // In the history already, though nobody was woken yet.
+/// assert_eq!(subscription.next(&mut bytes, Duration::ZERO), Next::Events(1));
+/// assert_eq!(bytes, format!("id: {}\ndata: a\n\n", published.ids[0]).into_bytes());
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "dropping it at once wakes the subscribers; keep it until the publisher is answered"]
 pub struct Published<'hub> {
@@ -484,6 +677,21 @@ impl Drop for Published<'_> {
 }
 
 /// What [`Subscription::next`] produced.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use tinysse::{Event, Hub, Next};
+///
+/// let hub = Arc::new(Hub::new());
+/// let mut subscription = hub.subscribe(None, Some("12-1"))?; // an id from another run
+/// hub.publish("t", Event::new("a"))?;
+/// let mut bytes = Vec::new();
+/// assert_eq!(subscription.next(&mut bytes, Duration::ZERO), Next::Events(2)); // gap and "a"
+/// assert_eq!(subscription.next(&mut bytes, Duration::ZERO), Next::Idle);
+/// hub.close();
+/// assert_eq!(subscription.next(&mut bytes, Duration::ZERO), Next::Closed);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     /// Frames were appended: this many events (a `gap` event counts as one).
@@ -495,6 +703,21 @@ pub enum Next {
 }
 
 /// One subscriber's position in the hub. Dropping it frees its slot.
+///
+/// ```
+/// use std::{sync::Arc, time::Duration};
+/// use tinysse::{Event, Hub};
+///
+/// let hub = Arc::new(Hub::new());
+/// let mut subscription = hub.subscribe(Some(vec!["a".into(), "b".into()]), None)?;
+/// let a = hub.publish("a", Event::new("1"))?;
+/// hub.publish("c", Event::new("2"))?; // another topic: skipped
+/// let b = hub.publish("b", Event::new("3"))?;
+/// let mut bytes = Vec::new();
+/// subscription.next(&mut bytes, Duration::ZERO);
+/// assert_eq!(bytes, format!("id: {a}\ndata: 1\n\nid: {b}\ndata: 3\n\n").into_bytes());
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Subscription {
     hub: Arc<Hub>,
@@ -522,6 +745,20 @@ impl Subscription {
     /// A subscription that fell so far behind that events for it left the
     /// history first gets a `gap` event (data: the id of the last event it was
     /// sent, empty if none), then continues from the oldest event held.
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use tinysse::{Event, Hub, Next};
+    ///
+    /// let hub = Arc::new(Hub::new().with_history(1, usize::MAX));
+    /// let mut subscription = hub.subscribe(None, None)?;
+    /// hub.publish("t", Event::new("lost"))?;
+    /// let id = hub.publish("t", Event::new("kept"))?;
+    /// let mut bytes = Vec::new();
+    /// assert_eq!(subscription.next(&mut bytes, Duration::ZERO), Next::Events(2));
+    /// assert_eq!(bytes, format!("event: gap\ndata: \n\nid: {id}\ndata: kept\n\n").into_bytes());
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn next(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Next {
         // The guard must not borrow `self`, which `collect` changes.
         let hub = Arc::clone(&self.hub);
