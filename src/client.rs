@@ -5,6 +5,25 @@
 //! [`crate::parse::Parser`], reconnects after the `retry` time with
 //! `Last-Event-ID`, and stops for good on a status other than 200 or a
 //! `Content-Type` other than `text/event-stream`.
+//!
+//! ```
+//! use tinysse::client::{DataSource, PublishOptions, publish};
+//! use tinysse::{Config, Server};
+//!
+//! let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Default::default() };
+//! let server = Server::bind(config)?.start()?;
+//! let options = PublishOptions {
+//!     url: format!("http://{}", server.local_addr()),
+//!     topic: None, event: None, retry: None, token: None,
+//!     data: DataSource::Argument("hello".to_string()),
+//!     each_line: false,
+//! };
+//! let mut out = Vec::new();
+//! publish(&options, &mut std::io::empty(), &mut out)?;
+//! assert_eq!(String::from_utf8_lossy(&out).lines().count(), 1); // the id
+//! server.shutdown()?;
+//! # Ok::<(), tinysse::Error>(())
+//! ```
 
 // Implementation notes
 //
@@ -22,14 +41,31 @@ use crate::Error;
 use crate::parse::{Message, Parser};
 
 /// Time allowed to connect, and to receive a response head.
+///
+/// ```
+/// assert_eq!(tinysse::client::CONNECT_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A stream silent this long (no event, no heartbeat) counts as lost and is
 /// reconnected: a connection that died without a FIN would otherwise hang
 /// `listen` for ever.
+///
+/// ```
+/// // The server's heartbeats keep a quiet stream well inside the limit.
+/// assert!(tinysse::client::STREAM_IDLE_TIMEOUT > tinysse::config::DEFAULT_HEARTBEAT);
+/// ```
 pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Reconnection time before the server sets one with `retry:`, in milliseconds.
+///
+/// ```
+/// assert_eq!(tinysse::client::DEFAULT_RETRY_MS, tinysse::config::DEFAULT_RETRY_MS);
+/// ```
 pub const DEFAULT_RETRY_MS: u64 = 3000;
 /// Longest wait between reconnection attempts after repeated failures.
+///
+/// ```
+/// assert_eq!(tinysse::client::MAX_BACKOFF, std::time::Duration::from_secs(60));
+/// ```
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// `--raw`: how long a CR that ends what arrived waits for a possible LF
 /// before it is shown (and its line parsed) as a line of its own.
@@ -40,6 +76,15 @@ const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
 const MAX_RESPONSE_BODY_BYTES: usize = 1024 * 1024;
 
 /// Where a client connects: `host:port` and the request target.
+///
+/// ```
+/// use tinysse::client::Target;
+///
+/// let target = Target::parse("http://example.com", "/events")?;
+/// let expected = Target { authority: "example.com:80".to_string(), path: "/events".to_string() };
+/// assert_eq!(target, expected); // port 80 when the URL has none
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// `host:port`, for connecting and for the `Host` header.
@@ -95,6 +140,15 @@ impl Target {
     }
 
     /// The target with `name=value` pairs added to its query, percent-encoded.
+    ///
+    /// ```
+    /// use tinysse::client::Target;
+    ///
+    /// let target = Target::parse("http://127.0.0.1:8080/events?x=1", "/events")?;
+    /// let target = target.with_query(&[("topic", "a b"), ("topic", "c")]);
+    /// assert_eq!(target.path, "/events?x=1&topic=a%20b&topic=c");
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn with_query(&self, pairs: &[(&str, &str)]) -> Target {
         let mut path = self.path.clone();
         for (name, value) in pairs {
@@ -129,6 +183,18 @@ impl Target {
 }
 
 /// A response head.
+///
+/// ```
+/// use tinysse::client::ResponseHead;
+///
+/// let head = ResponseHead {
+///     status: 404,
+///     reason: "Not Found".to_string(),
+///     headers: vec![],
+///     raw: b"HTTP/1.1 404 Not Found\r\n\r\n".to_vec(),
+/// };
+/// assert_eq!(head.status, 404);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
     /// The status code.
@@ -143,6 +209,15 @@ pub struct ResponseHead {
 
 impl ResponseHead {
     /// The first header named `name` (case-insensitive).
+    ///
+    /// ```
+    /// # use tinysse::client::ResponseHead;
+    /// # let (status, reason, raw) = (200, String::from("OK"), Vec::new());
+    /// let headers = vec![("Content-Type".to_string(), "text/event-stream".to_string())];
+    /// let head = ResponseHead { status, reason, headers, raw };
+    /// assert_eq!(head.header("content-type"), Some("text/event-stream"));
+    /// assert_eq!(head.header("content-length"), None);
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -296,6 +371,19 @@ impl<R: BufRead> Read for Body<R> {
 }
 
 /// What `tinysse listen` was asked to do.
+///
+/// ```
+/// use tinysse::client::ListenOptions;
+///
+/// // Like `tinysse listen http://127.0.0.1:8080 --topic news --last-event-id 7`.
+/// let options = ListenOptions {
+///     url: "http://127.0.0.1:8080".to_string(),
+///     topics: vec!["news".to_string()],
+///     last_event_id: Some("7".to_string()),
+///     raw: false,
+/// };
+/// assert_eq!(options.topics, ["news"]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenOptions {
     /// The server or stream URL.
@@ -311,6 +399,19 @@ pub struct ListenOptions {
 /// Subscribes to the stream at `options.url` and prints to `out` until the
 /// server refuses the stream (an `Err` saying why) or `out` is closed (`Ok`).
 /// Connection news goes to `log`. Reconnects like a browser's `EventSource`.
+///
+/// ```no_run
+/// use tinysse::client::{ListenOptions, listen};
+///
+/// let options = ListenOptions {
+///     url: "http://127.0.0.1:8080".to_string(),
+///     topics: vec![],
+///     last_event_id: None,
+///     raw: false,
+/// };
+/// listen(&options, &mut std::io::stdout(), &mut std::io::stderr())?; // runs until refused
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub fn listen(
     options: &ListenOptions,
     out: &mut dyn Write,
@@ -673,6 +774,13 @@ fn show_line(
 }
 
 /// Where `tinysse publish` takes its data from.
+///
+/// ```
+/// use tinysse::client::DataSource;
+///
+/// let source = DataSource::Argument("hello".to_string()); // `tinysse publish hello`
+/// assert_ne!(source, DataSource::Stdin); // `tinysse publish -`
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataSource {
     /// The command-line argument.
@@ -683,6 +791,22 @@ pub enum DataSource {
 }
 
 /// What `tinysse publish` was asked to do.
+///
+/// ```
+/// use tinysse::client::{DataSource, PublishOptions};
+///
+/// // Like `tinysse publish http://127.0.0.1:8080 --topic news --event headline rain`.
+/// let options = PublishOptions {
+///     url: "http://127.0.0.1:8080".to_string(),
+///     topic: Some("news".to_string()),
+///     event: Some("headline".to_string()),
+///     retry: None,
+///     token: None,
+///     data: DataSource::Argument("rain".to_string()),
+///     each_line: false,
+/// };
+/// assert_eq!(options.topic.as_deref(), Some("news"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishOptions {
     /// The server or publish URL.
@@ -703,6 +827,25 @@ pub struct PublishOptions {
 
 /// Publishes as `options` says, printing each assigned id on its own line to
 /// `out`. An error status ends it with an `Err` carrying the server's reason.
+///
+/// One event per line of input, like `tinysse publish --each-line -`:
+///
+/// ```
+/// use tinysse::client::{DataSource, PublishOptions, publish};
+///
+/// # let config = tinysse::Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Default::default() };
+/// # let server = tinysse::Server::bind(config)?.start()?;
+/// # let url = format!("http://{}", server.local_addr());
+/// let options = PublishOptions {
+///     url, topic: None, event: None, retry: None, token: None,
+///     data: DataSource::Stdin, each_line: true,
+/// };
+/// let mut ids = Vec::new();
+/// publish(&options, &mut &b"one\n\ntwo\n"[..], &mut ids)?;
+/// assert_eq!(String::from_utf8_lossy(&ids).lines().count(), 2); // the empty line is skipped
+/// # server.shutdown()?;
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub fn publish(
     options: &PublishOptions,
     input: &mut dyn BufRead,

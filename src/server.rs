@@ -5,6 +5,21 @@
 //! `tinysse-conn` thread per open connection (at most
 //! [`Config::max_connections`]) and a few short-lived `tinysse-reject` threads
 //! that answer 503 past that cap. [`Handle::shutdown`] ends and joins them all.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use tinysse::{Config, Server};
+//!
+//! let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+//! let server = Server::bind(config)?.start()?;
+//! let mut stream = std::net::TcpStream::connect(server.local_addr())?;
+//! stream.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")?;
+//! let mut response = String::new();
+//! stream.read_to_string(&mut response)?;
+//! assert!(response.starts_with("HTTP/1.1 200") && response.ends_with("\r\n\r\nok\n"));
+//! server.shutdown()?;
+//! # Ok::<(), tinysse::Error>(())
+//! ```
 
 // Implementation notes
 //
@@ -42,15 +57,32 @@ use crate::publish::read_publication;
 /// (head parsing, one hub call, a write) that keeps every buffer on the heap;
 /// 64 KiB leaves room for debug builds and formatting, while the default
 /// 2 MiB would reserve (not touch) 32 times more address space per subscriber.
+///
+/// ```
+/// assert_eq!(tinysse::server::CONNECTION_STACK_BYTES, 64 * 1024);
+/// ```
 pub const CONNECTION_STACK_BYTES: usize = 64 * 1024;
 /// How long a connection thread that finished its connection waits for
 /// another before it ends.
+///
+/// ```
+/// assert_eq!(tinysse::server::POOL_IDLE, std::time::Duration::from_secs(2));
+/// ```
 pub const POOL_IDLE: Duration = Duration::from_secs(2);
 /// Most connection threads waiting for a connection at once; past it a
 /// thread that finishes its connection ends.
+///
+/// ```
+/// assert_eq!(tinysse::server::MAX_IDLE_THREADS, 64);
+/// ```
 pub const MAX_IDLE_THREADS: usize = 64;
 /// Time the connection threads get to finish by themselves at shutdown before
 /// their sockets are shut down under them.
+///
+/// ```
+/// use std::time::Duration;
+/// assert!(tinysse::server::SHUTDOWN_GRACE <= Duration::from_secs(1));
+/// ```
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// How often an idle stream with heartbeats off checks, at most, that its
 /// client is still connected.
@@ -160,6 +192,18 @@ impl Shared {
 }
 
 /// Stops a running server from any thread. Cheap to clone.
+///
+/// ```
+/// use tinysse::{Config, Server};
+///
+/// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+/// let server = Server::bind(config)?.start()?;
+/// let handle = server.handle();
+/// let stopper = std::thread::spawn(move || handle.shutdown());
+/// server.wait()?; // returns once the other thread has stopped the server
+/// stopper.join().unwrap();
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
@@ -169,6 +213,21 @@ impl Handle {
     /// Starts a shutdown: stops accepting, sends every stream a last jittered
     /// `retry:` and closes it. Returns at once; [`Server::run`] returns when
     /// every thread has been joined.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tinysse::{Config, Event, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?.start()?;
+    /// let hub = Arc::clone(server.hub());
+    /// let handle = server.handle();
+    /// handle.shutdown();
+    /// handle.shutdown(); // a second call does nothing
+    /// server.wait()?;
+    /// assert!(hub.publish("default", Event::new("too late")).is_err());
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn shutdown(&self) {
         if self.shared.shutting_down.swap(true, Ordering::SeqCst) {
             return;
@@ -184,6 +243,16 @@ impl Handle {
 }
 
 /// A server running on its own accept thread (from [`Server::start`]).
+///
+/// ```
+/// use tinysse::{Config, Running, Server};
+///
+/// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+/// let server: Running = Server::bind(config)?.start()?;
+/// // The accept thread serves connections; this thread is free.
+/// server.shutdown()?;
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Running {
     handle: Handle,
@@ -192,21 +261,78 @@ pub struct Running {
 
 impl Running {
     /// The address the server listens on.
+    ///
+    /// ```
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?.start()?;
+    /// let url = format!("http://{}/events", server.local_addr());
+    /// assert!(url.starts_with("http://127.0.0.1:"));
+    /// server.shutdown()?;
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.shared.local_addr
     }
 
     /// The server's hub, to publish from the same process.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tinysse::{Config, Event, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?.start()?;
+    /// let mut subscription = server.hub().subscribe(None, None)?;
+    /// server.hub().publish("news", Event::new("hello"))?;
+    /// let mut frames = Vec::new();
+    /// subscription.next(&mut frames, Duration::from_secs(5));
+    /// assert!(String::from_utf8_lossy(&frames).contains("data: hello\n"));
+    /// server.shutdown()?;
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn hub(&self) -> &Arc<Hub> {
         &self.handle.shared.hub
     }
 
     /// A handle that can stop the server from another thread.
+    ///
+    /// ```
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?.start()?;
+    /// let handle = server.handle();
+    /// server.shutdown()?;
+    /// handle.shutdown(); // the server has already stopped: nothing happens
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn handle(&self) -> Handle {
         self.handle.clone()
     }
 
     /// Shuts the server down and waits until every thread it started has ended.
+    ///
+    /// Open streams get a last `retry:` and are closed:
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?.start()?;
+    /// let mut stream = std::net::TcpStream::connect(server.local_addr())?;
+    /// stream.write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    /// let mut status = [0u8; 12];
+    /// stream.read_exact(&mut status)?; // the stream is open
+    /// assert_eq!(&status, b"HTTP/1.1 200");
+    /// server.shutdown()?;
+    /// let mut rest = String::new();
+    /// stream.read_to_string(&mut rest)?;
+    /// assert!(rest.ends_with("\n\n") && rest.contains("retry: "));
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn shutdown(self) -> Result<(), Error> {
         self.handle.shutdown();
         self.wait()
@@ -214,6 +340,18 @@ impl Running {
 
     /// Waits until the server stops (after a [`Handle::shutdown`] from
     /// elsewhere) and every thread it started has ended.
+    ///
+    /// ```
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?;
+    /// let handle = server.handle(); // taken before start
+    /// let running = server.start()?;
+    /// handle.shutdown();
+    /// running.wait()?;
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn wait(self) -> Result<(), Error> {
         self.thread
             .join()
@@ -224,6 +362,18 @@ impl Running {
 impl Server {
     /// Binds `config.listen` and makes the hub. Nothing runs until
     /// [`run`](Server::run) or [`start`](Server::start).
+    ///
+    /// Fails when the address cannot be bound, for example when it is taken:
+    ///
+    /// ```
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let first = Server::bind(config.clone())?;
+    /// let taken = Config { listen: first.local_addr(), ..config };
+    /// assert!(Server::bind(taken).is_err());
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn bind(config: Config) -> Result<Server, Error> {
         let hub = Hub::new()
             .with_history(config.history, config.history_bytes)
@@ -233,6 +383,17 @@ impl Server {
 
     /// Like [`bind`](Server::bind), with a hub made by the caller (its own
     /// limits apply, not those in `config`).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tinysse::{Config, Hub, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let hub = Arc::new(Hub::new().with_history(100, 64 * 1024));
+    /// let server = Server::with_hub(config, Arc::clone(&hub))?;
+    /// assert!(Arc::ptr_eq(server.hub(), &hub));
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn with_hub(config: Config, hub: Arc<Hub>) -> Result<Server, Error> {
         let listener = TcpListener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
@@ -296,16 +457,51 @@ impl Server {
     }
 
     /// The address the server listens on (useful after binding port 0).
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?;
+    /// assert_eq!(server.local_addr().ip(), Ipv4Addr::LOCALHOST);
+    /// assert_ne!(server.local_addr().port(), 0); // the port the system chose
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
     }
 
     /// The server's hub, to publish from the same process.
+    ///
+    /// Events published before the server runs wait in the history:
+    ///
+    /// ```
+    /// use tinysse::{Config, Event, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?;
+    /// server.hub().publish("default", Event::new("first"))?;
+    /// assert_eq!(server.hub().stats().history_len, 1);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn hub(&self) -> &Arc<Hub> {
         &self.shared.hub
     }
 
     /// A handle that can stop the server from another thread.
+    ///
+    /// ```
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?;
+    /// let handle = server.handle();
+    /// let accept = std::thread::spawn(move || server.run());
+    /// handle.shutdown();
+    /// accept.join().unwrap()?;
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn handle(&self) -> Handle {
         Handle {
             shared: Arc::clone(&self.shared),
@@ -313,6 +509,15 @@ impl Server {
     }
 
     /// Why publishing is refused without a token, if it is (for the startup message).
+    ///
+    /// ```
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?;
+    /// assert_eq!(server.publish_warning(), None); // loopback: open to local publishers
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn publish_warning(&self) -> Option<String> {
         if self.shared.config.token.is_some() || self.shared.open_publish {
             return None;
@@ -328,6 +533,17 @@ impl Server {
     /// need (one per connection, plus a few), read from `/proc/self/limits`
     /// on Linux. tinysse cannot raise the limit itself: that takes a libc call, and the
     /// crate has no dependencies and no foreign calls.
+    ///
+    /// ```
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?;
+    /// if let Some(warning) = server.open_files_warning() {
+    ///     eprintln!("tinysse: warning: {warning}");
+    /// }
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn open_files_warning(&self) -> Option<String> {
         let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
         let soft: u64 = limits
@@ -348,6 +564,21 @@ impl Server {
     }
 
     /// Runs the server on a new `tinysse-accept` thread.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use tinysse::{Config, Server};
+    ///
+    /// # let config = Config { listen: "127.0.0.1:0".parse().unwrap(), quiet: true, ..Config::default() };
+    /// let server = Server::bind(config)?.with_page("/hello", "text/plain", "hi").start()?;
+    /// let mut stream = std::net::TcpStream::connect(server.local_addr())?;
+    /// stream.write_all(b"GET /hello HTTP/1.0\r\n\r\n")?;
+    /// let mut response = String::new();
+    /// stream.read_to_string(&mut response)?;
+    /// assert!(response.ends_with("\r\n\r\nhi"));
+    /// server.shutdown()?;
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn start(self) -> Result<Running, Error> {
         let handle = self.handle();
         let thread = thread::Builder::new()
@@ -358,6 +589,15 @@ impl Server {
 
     /// Accepts connections on this thread until [`Handle::shutdown`]; then
     /// closes every connection and joins every thread before returning.
+    ///
+    /// ```no_run
+    /// use tinysse::{Config, Server};
+    ///
+    /// let server = Server::bind(Config::default())?;
+    /// println!("listening on http://{}", server.local_addr());
+    /// server.run()?; // blocks until a Handle::shutdown from another thread
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn run(mut self) -> Result<(), Error> {
         let _ = self.shared.hooks.set(std::mem::take(&mut self.hooks));
         let shared = &self.shared;
