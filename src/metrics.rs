@@ -1,6 +1,17 @@
 //! Counters for `GET /metrics`, rendered in the Prometheus text format.
 //!
 //! Plain atomics: counting never takes the hub lock.
+//!
+//! ```
+//! use tinysse::Hub;
+//! use tinysse::metrics::Metrics;
+//!
+//! let metrics = Metrics::default();
+//! metrics.request(200);
+//! let text = metrics.render(&Hub::new().stats());
+//! assert!(text.contains("\n# TYPE tinysse_requests_total counter\n"));
+//! assert!(text.contains("\ntinysse_requests_total{code=\"200\"} 1\n"));
+//! ```
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +24,18 @@ const STATUSES: [u16; 17] = [
 ];
 
 /// Why a subscriber was dropped by the server (not by its client).
+///
+/// ```
+/// use tinysse::Hub;
+/// use tinysse::metrics::{DropReason, Metrics};
+///
+/// let shutting_down = true;
+/// let reason = if shutting_down { DropReason::Shutdown } else { DropReason::WriteTimeout };
+/// let metrics = Metrics::default();
+/// metrics.dropped(reason);
+/// let text = metrics.render(&Hub::new().stats());
+/// assert!(text.contains("\ntinysse_subscribers_dropped_total{reason=\"shutdown\"} 1\n"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
     /// Its socket accepted nothing for the write timeout.
@@ -40,6 +63,21 @@ impl DropReason {
 }
 
 /// The server's counters.
+///
+/// Shared by every connection thread without a lock:
+///
+/// ```
+/// use tinysse::Hub;
+/// use tinysse::metrics::Metrics;
+///
+/// let metrics = Metrics::default();
+/// std::thread::scope(|scope| {
+///     for _ in 0..4 {
+///         scope.spawn(|| metrics.sent(10));
+///     }
+/// });
+/// assert!(metrics.render(&Hub::new().stats()).contains("\ntinysse_bytes_sent_total 40\n"));
+/// ```
 #[derive(Debug, Default)]
 pub struct Metrics {
     connections: AtomicU64,
@@ -51,32 +89,94 @@ pub struct Metrics {
 
 impl Metrics {
     /// A connection was accepted (`+1`) or closed (`-1`).
+    ///
+    /// ```
+    /// use tinysse::metrics::Metrics;
+    ///
+    /// let metrics = Metrics::default();
+    /// metrics.connection_opened();
+    /// assert_eq!(metrics.connections(), 1);
+    /// ```
     pub fn connection_opened(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// See [`Metrics::connection_opened`].
+    ///
+    /// ```
+    /// use tinysse::metrics::Metrics;
+    ///
+    /// let metrics = Metrics::default();
+    /// metrics.connection_opened();
+    /// // ... serve the connection ...
+    /// metrics.connection_closed();
+    /// assert_eq!(metrics.connections(), 0);
+    /// ```
     pub fn connection_closed(&self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Connections open now.
+    ///
+    /// ```
+    /// use tinysse::Hub;
+    /// use tinysse::metrics::Metrics;
+    ///
+    /// let metrics = Metrics::default();
+    /// metrics.connection_opened();
+    /// metrics.connection_opened();
+    /// assert_eq!(metrics.connections(), 2);
+    /// assert!(metrics.render(&Hub::new().stats()).contains("\ntinysse_connections 2\n"));
+    /// ```
     pub fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
     }
 
     /// `events` events in `bytes` bytes were written to a subscriber.
+    ///
+    /// ```
+    /// use tinysse::Hub;
+    /// use tinysse::metrics::Metrics;
+    ///
+    /// let metrics = Metrics::default();
+    /// metrics.delivered(3, 120);
+    /// let text = metrics.render(&Hub::new().stats());
+    /// assert!(text.contains("\ntinysse_events_delivered_total 3\n"));
+    /// assert!(text.contains("\ntinysse_bytes_sent_total 120\n"));
+    /// ```
     pub fn delivered(&self, events: usize, bytes: usize) {
         self.delivered.fetch_add(events as u64, Ordering::Relaxed);
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Other bytes (heads, heartbeats, responses) were written.
+    ///
+    /// ```
+    /// use tinysse::Hub;
+    /// use tinysse::metrics::Metrics;
+    ///
+    /// let metrics = Metrics::default();
+    /// metrics.sent(75);
+    /// let text = metrics.render(&Hub::new().stats());
+    /// assert!(text.contains("\ntinysse_bytes_sent_total 75\n"));
+    /// assert!(text.contains("\ntinysse_events_delivered_total 0\n"));
+    /// ```
     pub fn sent(&self, bytes: usize) {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// A subscriber was dropped for `reason`.
+    ///
+    /// ```
+    /// use tinysse::Hub;
+    /// use tinysse::metrics::{DropReason, Metrics};
+    ///
+    /// let metrics = Metrics::default();
+    /// metrics.dropped(DropReason::Full);
+    /// let text = metrics.render(&Hub::new().stats());
+    /// assert!(text.contains("\ntinysse_subscribers_dropped_total{reason=\"full\"} 1\n"));
+    /// assert!(text.contains("\ntinysse_subscribers_dropped_total{reason=\"write_timeout\"} 0\n"));
+    /// ```
     pub fn dropped(&self, reason: DropReason) {
         let index = DropReason::ALL
             .iter()
@@ -86,6 +186,21 @@ impl Metrics {
     }
 
     /// A response with `status` was sent.
+    ///
+    /// Statuses never sent are left out; unknown ones count as `other`:
+    ///
+    /// ```
+    /// use tinysse::Hub;
+    /// use tinysse::metrics::Metrics;
+    ///
+    /// let metrics = Metrics::default();
+    /// metrics.request(404);
+    /// metrics.request(418);
+    /// let text = metrics.render(&Hub::new().stats());
+    /// assert!(text.contains("\ntinysse_requests_total{code=\"404\"} 1\n"));
+    /// assert!(text.contains("\ntinysse_requests_total{code=\"other\"} 1\n"));
+    /// assert!(!text.contains("{code=\"200\"}"));
+    /// ```
     pub fn request(&self, status: u16) {
         let index = STATUSES
             .iter()
@@ -95,6 +210,23 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every counter and of `hub`.
+    ///
+    /// ```
+    /// use tinysse::metrics::Metrics;
+    /// use tinysse::{Event, Hub};
+    ///
+    /// let hub = Hub::new();
+    /// hub.publish("default", Event::new("hello"))?;
+    /// let text = Metrics::default().render(&hub.stats());
+    /// let first: Vec<&str> = text.lines().take(3).collect();
+    /// assert_eq!(first, [
+    ///     "# HELP tinysse_subscribers Subscribers connected now.",
+    ///     "# TYPE tinysse_subscribers gauge",
+    ///     "tinysse_subscribers 0",
+    /// ]);
+    /// assert!(text.contains("\ntinysse_events_published_total 1\n"));
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn render(&self, hub: &HubStats) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
