@@ -3,6 +3,19 @@
 //!
 //! Everything here works on a [`Stream`] given to it (a `TcpStream` in the
 //! server, an in-memory stream in tests); nothing opens a socket.
+//!
+//! ```
+//! use tinysse::http::{Conn, HEAD_TIMEOUT, Response, MemoryStream};
+//!
+//! let input = b"POST /publish HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi";
+//! let mut conn = Conn::new(MemoryStream::new(input));
+//! let request = conn.read_head(HEAD_TIMEOUT)?.expect("a request");
+//! let body = conn.read_body(request.body_framing()?, 1024)?;
+//! assert_eq!((request.path.as_str(), body.as_slice()), ("/publish", &b"hi"[..]));
+//! Response::empty(204).write_to(&mut conn.stream, false, request.keep_alive())?;
+//! assert_eq!(conn.stream.output, b"HTTP/1.1 204 No Content\r\n\r\n");
+//! # Ok::<(), tinysse::Error>(())
+//! ```
 
 // Implementation notes
 //
@@ -19,16 +32,47 @@ use std::time::{Duration, Instant};
 use crate::Error;
 
 /// Longest request line, in bytes before its CRLF; past it: 414.
+///
+/// ```
+/// assert_eq!(tinysse::http::MAX_REQUEST_LINE_BYTES, 8192);
+/// ```
 pub const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
 /// Largest header section (the lines after the request line), in bytes; past it: 431.
+///
+/// ```
+/// assert_eq!(tinysse::http::MAX_HEAD_BYTES, 16 * 1024);
+/// ```
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Most header fields in one request; past it: 431.
+///
+/// ```
+/// use tinysse::http::{Conn, HEAD_TIMEOUT, MAX_HEADERS, MemoryStream};
+///
+/// let head = format!("GET / HTTP/1.1\r\n{}\r\n", "X: v\r\n".repeat(MAX_HEADERS + 1));
+/// let err = Conn::new(MemoryStream::new(head.as_bytes())).read_head(HEAD_TIMEOUT).unwrap_err();
+/// assert_eq!(err.status(), 431);
+/// ```
 pub const MAX_HEADERS: usize = 100;
 /// Time allowed to receive a whole request head; past it: 408 and close.
+///
+/// ```
+/// assert_eq!(tinysse::http::HEAD_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to receive a whole request body; past it: 408 and close.
+///
+/// ```
+/// assert_eq!(tinysse::http::BODY_TIMEOUT, std::time::Duration::from_secs(30));
+/// ```
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default largest request body (`--max-body`); past it: 413.
+///
+/// ```
+/// use tinysse::http::DEFAULT_MAX_BODY;
+///
+/// assert_eq!(DEFAULT_MAX_BODY, 64 * 1024);
+/// assert_eq!(tinysse::Config::default().max_body, DEFAULT_MAX_BODY);
+/// ```
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 /// Longest chunk-size line of a chunked body (size and extensions), in bytes.
 const MAX_CHUNK_LINE_BYTES: usize = 1024;
@@ -36,6 +80,16 @@ const MAX_CHUNK_LINE_BYTES: usize = 1024;
 const READ_CHUNK: usize = 4096;
 
 /// A byte stream whose reads can be given a time limit.
+///
+/// [`MemoryStream`] is one in memory; a `TcpStream` is the other.
+///
+/// ```
+/// use tinysse::http::{Conn, HEAD_TIMEOUT, MemoryStream};
+///
+/// let mut conn = Conn::new(MemoryStream::new(b"GET / HTTP/1.0\r\n\r\n"));
+/// assert_eq!(conn.read_head(HEAD_TIMEOUT)?.unwrap().minor_version, 0);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub trait Stream: Read + Write {
     /// Limits how long one read may block; `None` blocks for ever.
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
@@ -47,7 +101,84 @@ impl Stream for TcpStream {
     }
 }
 
+/// A [`Stream`] in memory, for tests and examples: reads come from `input`,
+/// writes are kept in `output`, and reads never block.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use tinysse::http::MemoryStream;
+///
+/// let mut stream = MemoryStream::new(b"ping");
+/// let mut read = String::new();
+/// stream.read_to_string(&mut read)?;
+/// stream.write_all(b"pong")?;
+/// assert_eq!((read.as_str(), stream.output.as_slice()), ("ping", &b"pong"[..]));
+/// # Ok::<(), tinysse::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStream {
+    /// What reads return, from its position on.
+    pub input: io::Cursor<Vec<u8>>,
+    /// Everything written so far.
+    pub output: Vec<u8>,
+}
+
+impl MemoryStream {
+    /// A stream whose reads return `input`, then end of stream.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// let mut stream = tinysse::http::MemoryStream::new(b"abc");
+    /// let mut bytes = Vec::new();
+    /// stream.read_to_end(&mut bytes)?;
+    /// assert_eq!(bytes, b"abc");
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
+    pub fn new(input: &[u8]) -> MemoryStream {
+        MemoryStream {
+            input: io::Cursor::new(input.to_vec()),
+            output: Vec::new(),
+        }
+    }
+}
+
+impl Read for MemoryStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for MemoryStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Stream for MemoryStream {
+    // Reads from memory never block, so there is nothing to limit.
+    fn set_read_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A parsed request head.
+///
+/// ```
+/// use tinysse::http::{Conn, HEAD_TIMEOUT, MemoryStream};
+///
+/// let head = b"GET /events?topic=news HTTP/1.1\r\nHost: example.org\r\n\r\n";
+/// let request = Conn::new(MemoryStream::new(head)).read_head(HEAD_TIMEOUT)?.unwrap();
+/// assert_eq!((request.method.as_str(), request.path.as_str()), ("GET", "/events"));
+/// assert_eq!((request.query.as_str(), request.minor_version), ("topic=news", 1));
+/// assert_eq!(request.headers, [("Host".to_string(), "example.org".to_string())]);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The method, e.g. `GET`.
@@ -64,6 +195,16 @@ pub struct Request {
 
 impl Request {
     /// The value of the first header named `name` (case-insensitive).
+    ///
+    /// ```
+    /// use tinysse::http::{Conn, HEAD_TIMEOUT, MemoryStream};
+    ///
+    /// let head = b"GET /events HTTP/1.1\r\nHost: h\r\nLast-Event-ID:  1-5 \r\n\r\n";
+    /// let request = Conn::new(MemoryStream::new(head)).read_head(HEAD_TIMEOUT)?.unwrap();
+    /// assert_eq!(request.header("last-event-id"), Some("1-5"));
+    /// assert_eq!(request.header("Origin"), None);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -73,6 +214,16 @@ impl Request {
 
     /// Whether the client wants the connection kept open after the response:
     /// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `keep-alive`.
+    ///
+    /// ```
+    /// use tinysse::http::{Conn, HEAD_TIMEOUT, MemoryStream};
+    ///
+    /// let keep = |head: &[u8]| Conn::new(MemoryStream::new(head)).read_head(HEAD_TIMEOUT).unwrap().unwrap().keep_alive();
+    /// assert!(keep(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+    /// assert!(!keep(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+    /// assert!(!keep(b"GET / HTTP/1.0\r\n\r\n"));
+    /// assert!(keep(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    /// ```
     pub fn keep_alive(&self) -> bool {
         let has = |token: &str| {
             self.headers
@@ -89,6 +240,21 @@ impl Request {
     }
 
     /// Whether the client sent `Expect: 100-continue`.
+    ///
+    /// The server answers `100 Continue` before reading the body:
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use tinysse::http::{Conn, HEAD_TIMEOUT, MemoryStream};
+    ///
+    /// let input = b"POST /publish HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi";
+    /// let mut conn = Conn::new(MemoryStream::new(input));
+    /// let request = conn.read_head(HEAD_TIMEOUT)?.unwrap();
+    /// assert!(request.expects_continue());
+    /// conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+    /// assert_eq!(conn.read_body(request.body_framing()?, 1024)?, b"hi");
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn expects_continue(&self) -> bool {
         self.minor_version >= 1
             && self
@@ -97,11 +263,35 @@ impl Request {
     }
 
     /// The decoded query parameters, in order.
+    ///
+    /// ```
+    /// use tinysse::http::{Conn, HEAD_TIMEOUT, MemoryStream};
+    ///
+    /// let head = b"GET /events?topic=a%2Fb&topic=sports+news HTTP/1.1\r\nHost: h\r\n\r\n";
+    /// let request = Conn::new(MemoryStream::new(head)).read_head(HEAD_TIMEOUT)?.unwrap();
+    /// let pairs = request.query_pairs()?;
+    /// assert_eq!(pairs[0], ("topic".to_string(), "a/b".to_string()));
+    /// assert_eq!(pairs[1], ("topic".to_string(), "sports news".to_string()));
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn query_pairs(&self) -> Result<Vec<(String, String)>, Error> {
         form_pairs(&self.query)
     }
 
     /// How the request's body is delimited.
+    ///
+    /// ```
+    /// use tinysse::http::{Conn, Framing, HEAD_TIMEOUT, MemoryStream};
+    ///
+    /// let head = b"POST /publish HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n";
+    /// let request = Conn::new(MemoryStream::new(head)).read_head(HEAD_TIMEOUT)?.unwrap();
+    /// assert_eq!(request.body_framing()?, Framing::Length(5));
+    ///
+    /// let head = b"POST /publish HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n";
+    /// let request = Conn::new(MemoryStream::new(head)).read_head(HEAD_TIMEOUT)?.unwrap();
+    /// assert_eq!(request.body_framing().unwrap_err().status(), 501);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn body_framing(&self) -> Result<Framing, Error> {
         let mut length: Option<u64> = None;
         let mut chunked = false;
@@ -139,6 +329,18 @@ impl Request {
 }
 
 /// How a request body is delimited.
+///
+/// ```
+/// use tinysse::http::{Conn, Framing, HEAD_TIMEOUT, MemoryStream};
+///
+/// let head = b"POST /publish HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+/// let request = Conn::new(MemoryStream::new(head)).read_head(HEAD_TIMEOUT)?.unwrap();
+/// match request.body_framing()? {
+///     Framing::Chunked => {}
+///     other => panic!("expected chunked, got {other:?}"),
+/// }
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     /// No body framing headers: no body.
@@ -150,6 +352,16 @@ pub enum Framing {
 }
 
 /// One client connection: the stream and the bytes read from it but not yet used.
+///
+/// ```
+/// use tinysse::http::{Conn, HEAD_TIMEOUT, Response, MemoryStream};
+///
+/// let mut conn = Conn::new(MemoryStream::new(b"GET /nope HTTP/1.1\r\nHost: h\r\n\r\n"));
+/// let request = conn.read_head(HEAD_TIMEOUT)?.unwrap();
+/// Response::text(404, "not found\n").write_to(&mut conn.stream, false, request.keep_alive())?;
+/// assert!(conn.stream.output.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Conn<S> {
     /// The underlying stream.
@@ -161,6 +373,19 @@ pub struct Conn<S> {
 
 impl<S: Stream> Conn<S> {
     /// Wraps a stream.
+    ///
+    /// ```no_run
+    /// use std::net::TcpListener;
+    /// use tinysse::http::{Conn, HEAD_TIMEOUT};
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let (stream, _) = listener.accept()?;
+    /// let mut conn = Conn::new(stream);
+    /// if let Some(request) = conn.read_head(HEAD_TIMEOUT)? {
+    ///     println!("{} {}", request.method, request.path);
+    /// }
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn new(stream: S) -> Conn<S> {
         Conn {
             stream,
@@ -170,6 +395,19 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Frees the read buffer (for a connection that will only be written to).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use tinysse::http::{Conn, HEAD_TIMEOUT, MemoryStream};
+    ///
+    /// let mut conn = Conn::new(MemoryStream::new(b"GET /events HTTP/1.1\r\nHost: h\r\n\r\n"));
+    /// assert_eq!(conn.read_head(HEAD_TIMEOUT)?.unwrap().path, "/events");
+    /// // A subscriber sends nothing more: keep the stream, drop the buffer.
+    /// conn.release_buffer();
+    /// conn.stream.write_all(b": welcome\n\n")?;
+    /// assert_eq!(conn.stream.output, b": welcome\n\n");
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn release_buffer(&mut self) {
         self.buf = Vec::new();
         self.pos = 0;
@@ -219,6 +457,16 @@ impl<S: Stream> Conn<S> {
     /// Returns `Ok(None)` when the client closed the connection before sending
     /// any byte. Errors carry their status: 414, 431, 408 (also for a client
     /// that sent nothing at all), 400 or 505.
+    ///
+    /// ```
+    /// use tinysse::http::{Conn, HEAD_TIMEOUT, MemoryStream};
+    ///
+    /// let err = Conn::new(MemoryStream::new(b"GET / HTTP/2.0\r\nHost: h\r\n\r\n")).read_head(HEAD_TIMEOUT).unwrap_err();
+    /// assert_eq!(err.status(), 505);
+    /// // A client that connects and closes without a byte is not an error.
+    /// assert!(Conn::new(MemoryStream::new(b"")).read_head(HEAD_TIMEOUT)?.is_none());
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn read_head(&mut self, timeout: Duration) -> Result<Option<Request>, Error> {
         self.read_head_with(timeout, false)
     }
@@ -226,6 +474,20 @@ impl<S: Stream> Conn<S> {
     /// Like [`Conn::read_head`], for the next request on a keep-alive
     /// connection: a client silent for the whole timeout is not an error
     /// (`Ok(None)`: close quietly), since it may just be done.
+    ///
+    /// Serving pipelined requests on one keep-alive connection:
+    ///
+    /// ```
+    /// use tinysse::http::{Conn, HEAD_TIMEOUT, MemoryStream};
+    ///
+    /// let mut conn = Conn::new(MemoryStream::new(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n"));
+    /// let mut paths = vec![conn.read_head(HEAD_TIMEOUT)?.unwrap().path];
+    /// while let Some(request) = conn.read_next_head(HEAD_TIMEOUT)? {
+    ///     paths.push(request.path);
+    /// }
+    /// assert_eq!(paths, ["/a", "/b"]);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn read_next_head(&mut self, timeout: Duration) -> Result<Option<Request>, Error> {
         self.read_head_with(timeout, true)
     }
@@ -264,6 +526,16 @@ impl<S: Stream> Conn<S> {
 
     /// Reads a whole body framed as `framing`, refusing more than `max` bytes
     /// (413, before reading when the length is known).
+    ///
+    /// ```
+    /// use tinysse::http::{Conn, DEFAULT_MAX_BODY, Framing, MemoryStream};
+    ///
+    /// let mut conn = Conn::new(MemoryStream::new(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+    /// assert_eq!(conn.read_body(Framing::Chunked, DEFAULT_MAX_BODY)?, b"hello world");
+    /// let err = Conn::new(MemoryStream::new(b"12345")).read_body(Framing::Length(5), 4).unwrap_err();
+    /// assert_eq!(err.status(), 413);
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn read_body(&mut self, framing: Framing, max: usize) -> Result<Vec<u8>, Error> {
         let deadline = Instant::now() + BODY_TIMEOUT;
         match framing {
@@ -556,6 +828,14 @@ fn is_token_byte(byte: u8) -> bool {
 /// Decodes `application/x-www-form-urlencoded` text (also used for query
 /// strings): `&`-separated `name=value` pairs, `+` as space, `%XX` escapes.
 /// Bad escapes and bad UTF-8 answer 400.
+///
+/// ```
+/// let pairs = tinysse::http::form_pairs("data=a+b%0Ac&topic=news")?;
+/// assert_eq!(pairs[0], ("data".to_string(), "a b\nc".to_string()));
+/// assert_eq!(pairs[1], ("topic".to_string(), "news".to_string()));
+/// assert_eq!(tinysse::http::form_pairs("data=%zz").unwrap_err().status(), 400);
+/// # Ok::<(), tinysse::Error>(())
+/// ```
 pub fn form_pairs(text: &str) -> Result<Vec<(String, String)>, Error> {
     text.split('&')
         .filter(|pair| !pair.is_empty())
@@ -613,6 +893,13 @@ fn percent_decode(text: &str) -> Result<String, Error> {
 }
 
 /// The reason phrase for the statuses tinysse sends.
+///
+/// ```
+/// use tinysse::http::reason_phrase;
+///
+/// assert_eq!(reason_phrase(431), "Request Header Fields Too Large");
+/// assert_eq!(reason_phrase(299), "Unknown");
+/// ```
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
@@ -637,6 +924,17 @@ pub fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// A response to write: status, headers, and a body sent with `Content-Length`.
+///
+/// ```
+/// use tinysse::http::Response;
+///
+/// let headers = vec![("Cache-Control", "no-cache".to_string())];
+/// let response = Response { status: 200, headers, body: b"hi".to_vec() };
+/// assert_eq!(
+///     response.to_bytes(false, true),
+///     b"HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nContent-Length: 2\r\n\r\nhi"
+/// );
+/// ```
 #[derive(Debug, Clone)]
 pub struct Response {
     /// The status code.
@@ -649,11 +947,29 @@ pub struct Response {
 
 impl Response {
     /// A `text/plain` response with `body`.
+    ///
+    /// ```
+    /// use tinysse::http::Response;
+    ///
+    /// let response = Response::text(200, "ok\n");
+    /// assert_eq!(response.headers, [("Content-Type", "text/plain; charset=utf-8".to_string())]);
+    /// assert_eq!(response.body, b"ok\n");
+    /// ```
     pub fn text(status: u16, body: impl Into<String>) -> Response {
         Response::typed(status, "text/plain; charset=utf-8", body)
     }
 
     /// A response with `body` of type `content_type`.
+    ///
+    /// ```
+    /// use tinysse::http::Response;
+    ///
+    /// let response = Response::typed(200, "application/json", "{}");
+    /// assert_eq!(
+    ///     response.to_bytes(false, true),
+    ///     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    /// );
+    /// ```
     pub fn typed(status: u16, content_type: &str, body: impl Into<String>) -> Response {
         Response {
             status,
@@ -663,6 +979,12 @@ impl Response {
     }
 
     /// A response with no body and no `Content-Type` (for 204).
+    ///
+    /// ```
+    /// use tinysse::http::Response;
+    ///
+    /// assert_eq!(Response::empty(204).to_bytes(false, true), b"HTTP/1.1 204 No Content\r\n\r\n");
+    /// ```
     pub fn empty(status: u16) -> Response {
         Response {
             status,
@@ -672,11 +994,30 @@ impl Response {
     }
 
     /// The response for an error: its status, and its message as a one-line body.
+    ///
+    /// ```
+    /// use tinysse::Error;
+    /// use tinysse::http::Response;
+    ///
+    /// let response = Response::error(&Error::BodyTooLarge);
+    /// assert_eq!(response.status, 413);
+    /// assert_eq!(response.body, b"request body too large\n");
+    /// ```
     pub fn error(err: &Error) -> Response {
         Response::text(err.status(), format!("{err}\n"))
     }
 
     /// Adds a header field.
+    ///
+    /// ```
+    /// use tinysse::http::Response;
+    ///
+    /// let response = Response::empty(405).with_header("Allow", "GET, HEAD");
+    /// assert_eq!(
+    ///     response.to_bytes(false, true),
+    ///     b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n\r\n"
+    /// );
+    /// ```
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
         self.headers.push((name, value.into()));
         self
@@ -702,6 +1043,17 @@ impl Response {
     /// Writes the response in one `write_all`. A 204 gets no `Content-Length`;
     /// `head_only` (for `HEAD`) sends the headers of the full response and no
     /// body; `keep_alive: false` adds `Connection: close`.
+    ///
+    /// Answering a `HEAD` request:
+    ///
+    /// ```
+    /// use tinysse::http::Response;
+    ///
+    /// let mut out = Vec::new();
+    /// Response::typed(200, "text/html", "<p>hi</p>").write_to(&mut out, true, true)?;
+    /// assert_eq!(out, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 9\r\n\r\n");
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
     pub fn write_to(
         &self,
         out: &mut impl Write,
@@ -713,6 +1065,17 @@ impl Response {
     }
 
     /// The bytes [`Response::write_to`] writes.
+    ///
+    /// ```
+    /// use tinysse::http::Response;
+    ///
+    /// let bytes = Response::text(503, "full\n").to_bytes(false, false);
+    /// let expected = "HTTP/1.1 503 Service Unavailable\r\n\
+    ///                 Content-Type: text/plain; charset=utf-8\r\n\
+    ///                 Content-Length: 5\r\n\
+    ///                 Connection: close\r\n\r\nfull\n";
+    /// assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+    /// ```
     pub fn to_bytes(&self, head_only: bool, keep_alive: bool) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(128 + self.body.len());
         let _ = write!(
@@ -741,38 +1104,9 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
-    /// An in-memory stream: reads from `input`, collects writes.
-    struct Memory {
-        input: Cursor<Vec<u8>>,
-        output: Vec<u8>,
-    }
-
-    impl Read for Memory {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            self.input.read(buf)
-        }
-    }
-    impl Write for Memory {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.output.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    impl Stream for Memory {
-        fn set_read_timeout(&mut self, _: Option<Duration>) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn conn(input: &[u8]) -> Conn<Memory> {
-        Conn::new(Memory {
-            input: Cursor::new(input.to_vec()),
-            output: Vec::new(),
-        })
+    fn conn(input: &[u8]) -> Conn<MemoryStream> {
+        Conn::new(MemoryStream::new(input))
     }
 
     fn head(input: &[u8]) -> Result<Option<Request>, Error> {
