@@ -498,6 +498,7 @@ impl<S: Stream> Conn<S> {
         idle_ok: bool,
     ) -> Result<Option<Request>, Error> {
         let deadline = Instant::now() + timeout;
+        let mut scan = HeadScan::default();
         loop {
             // "In the interest of robustness, a server that is expecting to
             // receive and parse a request-line SHOULD ignore at least one empty
@@ -506,9 +507,10 @@ impl<S: Stream> Conn<S> {
                 || self.buf[self.pos..].starts_with(b"\n")
             {
                 self.pos += if self.buf[self.pos] == b'\r' { 2 } else { 1 };
+                scan = HeadScan::default();
             }
             let unused = &self.buf[self.pos..];
-            if let Some(end) = find_head_end(unused)? {
+            if let Some(end) = find_head_end(unused, &mut scan)? {
                 let request = parse_head(&unused[..end]);
                 self.pos += end;
                 return request.map(Some);
@@ -663,31 +665,70 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
 /// Finds the end of the head (just past the empty line) in `bytes`, checking
 /// the limits on the way. The header section counts every byte of the header
 /// lines, line endings included, but not the final empty line.
-fn find_head_end(bytes: &[u8]) -> Result<Option<usize>, Error> {
+/// How far [`find_head_end`] got in a head still arriving: the next call
+/// goes on from there, so a head sent a byte at a time is scanned once, not
+/// once per byte.
+#[derive(Debug, Default)]
+struct HeadScan {
+    /// End of the request line (its LF), once seen.
+    line_end: Option<usize>,
+    /// Start of the first line not complete yet.
+    start: usize,
+    /// Bytes from `start` on looked at already: none of them is an LF.
+    searched: usize,
+    /// Header lines complete so far.
+    headers: usize,
+}
+
+impl HeadScan {
+    /// The next LF at or after `self.start`, searching only bytes not
+    /// looked at before.
+    fn next_line_end(&mut self, bytes: &[u8]) -> Option<usize> {
+        let from = self.start.max(self.searched);
+        let found = bytes[from..].iter().position(|&b| b == b'\n');
+        let found = found.map(|at| from + at);
+        self.searched = found.map_or(bytes.len(), |at| at + 1);
+        found
+    }
+}
+
+/// The length of the request head at the start of `bytes`, up to and
+/// including its empty line, or `None` while it is incomplete. Checks the
+/// limits on the request line, the header count and the head's size as
+/// bytes arrive. `scan` carries the work done on earlier calls for the same
+/// head (the same `bytes`, grown at the end).
+fn find_head_end(bytes: &[u8], scan: &mut HeadScan) -> Result<Option<usize>, Error> {
     // The request line ends at the first LF. "The request-line limit counts
     // the bytes before its CRLF."
-    let Some(line_end) = bytes.iter().position(|&b| b == b'\n') else {
-        // Allow for a CR that may still be followed by LF.
-        let without_cr = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        if without_cr.len() > MAX_REQUEST_LINE_BYTES {
-            return Err(Error::RequestLineTooLong);
+    let line_end = match scan.line_end {
+        Some(line_end) => line_end,
+        None => {
+            let Some(line_end) = scan.next_line_end(bytes) else {
+                // Allow for a CR that may still be followed by LF.
+                let without_cr = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                if without_cr.len() > MAX_REQUEST_LINE_BYTES {
+                    return Err(Error::RequestLineTooLong);
+                }
+                return Ok(None);
+            };
+            let request_line = &bytes[..line_end];
+            if request_line
+                .strip_suffix(b"\r")
+                .unwrap_or(request_line)
+                .len()
+                > MAX_REQUEST_LINE_BYTES
+            {
+                return Err(Error::RequestLineTooLong);
+            }
+            scan.line_end = Some(line_end);
+            scan.start = line_end + 1;
+            line_end
         }
-        return Ok(None);
     };
-    let request_line = &bytes[..line_end];
-    if request_line
-        .strip_suffix(b"\r")
-        .unwrap_or(request_line)
-        .len()
-        > MAX_REQUEST_LINE_BYTES
-    {
-        return Err(Error::RequestLineTooLong);
-    }
     // Header lines: count them and their bytes until an empty line.
-    let mut start = line_end + 1;
-    let mut headers = 0;
     loop {
-        let Some(at) = bytes[start..].iter().position(|&b| b == b'\n') else {
+        let start = scan.start;
+        let Some(at) = scan.next_line_end(bytes) else {
             let partial = &bytes[start..];
             let partial = partial.strip_suffix(b"\r").unwrap_or(partial);
             if start - (line_end + 1) + partial.len() > MAX_HEAD_BYTES {
@@ -695,17 +736,17 @@ fn find_head_end(bytes: &[u8]) -> Result<Option<usize>, Error> {
             }
             return Ok(None);
         };
-        let line = &bytes[start..start + at];
+        let line = &bytes[start..at];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let end = start + at + 1;
+        let end = at + 1;
         if line.is_empty() {
             return Ok(Some(end));
         }
-        headers += 1;
-        if headers > MAX_HEADERS || end - (line_end + 1) > MAX_HEAD_BYTES {
+        scan.headers += 1;
+        if scan.headers > MAX_HEADERS || end - (line_end + 1) > MAX_HEAD_BYTES {
             return Err(Error::HeadersTooLarge);
         }
-        start = end;
+        scan.start = end;
     }
 }
 
