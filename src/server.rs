@@ -808,7 +808,7 @@ fn serve_connection(shared: &Arc<Shared>, stream: TcpStream) {
             }
         };
         first = false;
-        match handle_request(shared, &mut conn, &request, &peer) {
+        match handle_request(shared, &mut conn, request, &peer) {
             After::KeepAlive => {}
             After::Close => return,
         }
@@ -848,13 +848,13 @@ fn send(
 fn handle_request(
     shared: &Arc<Shared>,
     conn: &mut Conn<TcpStream>,
-    request: &Request,
+    request: Request,
     peer: &str,
 ) -> After {
     let framing = match request.body_framing() {
         Ok(framing) => framing,
         Err(err) => {
-            respond_error(shared, conn, &err, Some(request));
+            respond_error(shared, conn, &err, Some(&request));
             return After::Close;
         }
     };
@@ -877,9 +877,9 @@ fn handle_request(
         request.keep_alive() && (framing == Framing::None || framing == Framing::Length(0));
     let response = match (request.path.as_str(), method) {
         (_, _) if allow.is_empty() => Response::text(404, "not found\n"),
-        (_, "OPTIONS") => preflight(shared, request, allow),
+        (_, "OPTIONS") => preflight(shared, &request, allow),
         ("/events", "GET") => return subscribe(shared, conn, request, peer),
-        ("/publish", "POST") => return publish(shared, conn, request, framing),
+        ("/publish", "POST") => return publish(shared, conn, &request, framing),
         (_, "GET" | "HEAD") if page.is_some() => {
             let (_, content_type, body) = page.expect("checked just above");
             Response::typed(200, content_type, body.clone())
@@ -896,7 +896,7 @@ fn handle_request(
         )
         .with_header("Allow", allow),
     };
-    let response = response.with_headers(cors_headers(shared, request));
+    let response = response.with_headers(cors_headers(shared, &request));
     if send(shared, conn, &response, method == "HEAD", keep_alive) && keep_alive {
         After::KeepAlive
     } else {
@@ -1113,9 +1113,10 @@ fn stream_head(shared: &Shared, request: &Request) -> Vec<u8> {
 fn subscribe(
     shared: &Arc<Shared>,
     conn: &mut Conn<TcpStream>,
-    request: &Request,
+    owned: Request,
     peer: &str,
 ) -> After {
+    let request = &owned;
     let mut subscription = match subscription_for(shared, request) {
         Ok(subscription) => subscription,
         Err(Error::Full) => {
@@ -1156,6 +1157,8 @@ fn subscribe(
         "subscriber {peer} arrived ({})",
         describe_topics(request)
     ));
+    // The stream may last for days: do not keep the request's strings.
+    drop(owned);
     let reason = stream_events(shared, &mut conn.stream, &mut subscription, bytes);
     drop(subscription);
     shared.log(format_args!("subscriber {peer} left ({reason})"));
