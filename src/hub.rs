@@ -554,13 +554,15 @@ impl Hub {
         drop(state);
         Ok(Subscription {
             hub: Arc::clone(self),
-            topics,
-            group,
             wake,
-            passed_on: 0,
-            cursor,
-            last_sent,
-            pending,
+            reader: Reader {
+                topics,
+                group,
+                passed_on: 0,
+                cursor,
+                last_sent,
+                pending,
+            },
         })
     }
 
@@ -721,6 +723,16 @@ pub enum Next {
 #[derive(Debug)]
 pub struct Subscription {
     hub: Arc<Hub>,
+    /// Its group's condvar.
+    wake: Arc<Condvar>,
+    reader: Reader,
+}
+
+/// A subscription's own state: what it reads and how far it got. Apart from
+/// the hub and the condvar, so that `next` can lend those out while it
+/// changes this.
+#[derive(Debug)]
+struct Reader {
     /// `None`: all topics.
     topics: Option<Box<[Arc<str>]>>,
     /// Seq of the last event looked at (sent or skipped).
@@ -731,8 +743,6 @@ pub struct Subscription {
     pending: Vec<u8>,
     /// The topic of its `Group`; `None` for the group of all or several topics.
     group: Option<Arc<str>>,
-    /// Its group's condvar.
-    wake: Arc<Condvar>,
     /// `Group::published` when it last passed on a wake-up that had
     /// nothing for it.
     passed_on: u64,
@@ -760,20 +770,21 @@ impl Subscription {
     /// # Ok::<(), tinysse::Error>(())
     /// ```
     pub fn next(&mut self, out: &mut Vec<u8>, timeout: Duration) -> Next {
-        // The guard must not borrow `self`, which `collect` changes.
-        let hub = Arc::clone(&self.hub);
-        let wake = Arc::clone(&self.wake);
         let mut relay = false;
-        let next = self.next_locked(&hub, &wake, out, timeout, &mut relay);
+        let next = self
+            .reader
+            .next_locked(&self.hub, &self.wake, out, timeout, &mut relay);
         // Passed on after the lock is released, so that the woken thread
         // does not find it taken, and before this thread writes, so that a
         // stalled client cannot hold up the relay.
         if relay {
-            wake.notify_one();
+            self.wake.notify_one();
         }
         next
     }
+}
 
+impl Reader {
     /// [`Subscription::next`] under the lock. Sets `relay` when this thread
     /// owes the relay a wake-up.
     fn next_locked(
@@ -799,7 +810,7 @@ impl Subscription {
             // (while this thread was writing, or between `subscribe` and now).
             if self.cursor + 1 < state.first_seq() {
                 if self.missed_events(&state) {
-                    let last = self.last_sent.map(|seq| self.hub.format_id(seq));
+                    let last = self.last_sent.map(|seq| hub.format_id(seq));
                     Event::new(last.unwrap_or_default())
                         .with_event("gap")
                         .encode_into(out);
@@ -913,10 +924,11 @@ impl Drop for Subscription {
         self.hub
             .subscriber_count
             .store(state.subscribers, Ordering::Relaxed);
-        let group = state.group(self.group.as_ref());
+        let topic = self.reader.group.as_ref();
+        let group = state.group(topic);
         group.members = group.members.saturating_sub(1);
         if group.members == 0 {
-            if let Some(topic) = &self.group {
+            if let Some(topic) = topic {
                 state.topics.remove(topic);
             }
         }
