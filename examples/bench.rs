@@ -54,7 +54,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tinysse::client::Target;
+use tinysse::http::percent_encode;
 use tinysse::{Message, Parser};
 
 const USAGE: &str = "\
@@ -139,15 +139,16 @@ fn parse_options(mut args: impl Iterator<Item = String>) -> Result<Options, Stri
     if payload > MAX_PAYLOAD {
         return Err(format!("--payload: at most {MAX_PAYLOAD} bytes"));
     }
-    let base = Target::parse(&url, "/").map_err(|err| err.to_string())?;
-    if base.path != "/" {
-        return Err(format!(
-            "--url {url:?}: give the server's address, without a path"
-        ));
-    }
+    let authority = url
+        .strip_prefix("http://")
+        .map(|rest| rest.strip_suffix('/').unwrap_or(rest))
+        .filter(|authority| !authority.is_empty() && !authority.contains(['/', '?', '@']))
+        .ok_or(format!(
+            "--url {url:?}: give the server's address, like http://127.0.0.1:8080"
+        ))?;
     let at = |path: &str| Target {
+        authority: authority.to_string(),
         path: path.into(),
-        ..base.clone()
     };
     Ok(Options {
         events: at("/events").with_query(&[("topic", &topic)]),
@@ -328,6 +329,32 @@ struct Subscriber {
 }
 
 /// Opens `GET /events` and reads the response head: `200` and `text/event-stream`.
+/// Where a request goes: `host:port` and the request target.
+#[derive(Debug, Clone)]
+struct Target {
+    authority: String,
+    path: String,
+}
+
+impl Target {
+    /// The same target with `pairs` added to its query.
+    fn with_query(&self, pairs: &[(&str, &str)]) -> Target {
+        let mut path = self.path.clone();
+        for (name, value) in pairs {
+            path.push(if path.contains('?') { '&' } else { '?' });
+            path.push_str(&format!(
+                "{}={}",
+                percent_encode(name),
+                percent_encode(value)
+            ));
+        }
+        Target {
+            authority: self.authority.clone(),
+            path,
+        }
+    }
+}
+
 fn open_stream(target: &Target, request: &[u8]) -> io::Result<Subscriber> {
     let mut stream = connect(target)?;
     stream.write_all(request)?;

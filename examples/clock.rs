@@ -22,7 +22,7 @@ fn main() -> Result<(), tinysse::Error> {
         retry_ms: 10_000,
         // `Access-Control-Allow-Origin: *`, so a page from anywhere may subscribe.
         cors_origins: vec!["*".to_string()],
-        quiet: true, // the one line printed below is all this example writes
+        // the one line printed below is all this example writes
         ..Config::default()
     };
     let server = Server::bind(config)?

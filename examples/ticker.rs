@@ -19,7 +19,7 @@ fn main() -> Result<(), tinysse::Error> {
     let listen = std::env::args().nth(1).unwrap_or("127.0.0.1:8080".into());
     let config = Config {
         listen: listen.parse().expect("an address like 127.0.0.1:8080"),
-        quiet: true, // the one line printed below is all this example writes
+        // the one line printed below is all this example writes
         ..Config::default()
     };
     let server = Server::bind(config)?.start()?;

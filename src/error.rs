@@ -5,8 +5,8 @@
 //! ```
 //! use tinysse::Event;
 //!
-//! let err = Event::new("x").with_id("a\nb").validate().unwrap_err();
-//! assert_eq!(err.to_string(), "invalid event: id contains CR, LF or NUL");
+//! let err = Event::new("x").with_event("a\nb").validate().unwrap_err();
+//! assert_eq!(err.to_string(), "invalid event: event type contains CR or LF");
 //! assert_eq!(err.status(), 400);
 //! ```
 
@@ -17,28 +17,23 @@ use std::io;
 ///
 /// HTTP-facing variants map to a status code with [`Error::status`]; their
 /// `Display` text is the one-line reason sent in the response body.
-///
-/// ```
-/// use tinysse::{Error, Event, Hub};
-///
-/// let result = Hub::new().publish("no spaces", Event::new("x"));
-/// assert!(matches!(result, Err(Error::BadTopic)));
-/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// A socket or file operation failed.
     Io(io::Error),
-    /// The request line is longer than [`crate::http::MAX_REQUEST_LINE_BYTES`] (414).
+    /// The request line is longer than its limit, 8 KiB (414).
     RequestLineTooLong,
-    /// The header section is over [`crate::http::MAX_HEAD_BYTES`] or has more than
-    /// [`crate::http::MAX_HEADERS`] headers (431).
+    /// The header section is over 16 KiB or has more than 100 headers (431).
     HeadersTooLarge,
-    /// The request head did not arrive within [`crate::http::HEAD_TIMEOUT`] (408).
+    /// The request head did not arrive in time (408).
     HeadTimeout,
-    /// The request body did not arrive within [`crate::http::BODY_TIMEOUT`] (408).
+    /// The request body did not arrive in time (408).
     BodyTimeout,
     /// The request is malformed; the text says how (400).
     BadRequest(&'static str),
+    /// A response (read by a client) is malformed; the text says how.
+    BadResponse(&'static str),
     /// The request's HTTP major version is not 1 (505).
     VersionNotSupported,
     /// A request with a body has neither `Content-Length` nor chunked encoding (411).
@@ -61,18 +56,12 @@ pub enum Error {
     Full,
     /// The hub or server has been shut down.
     Closed,
-    /// A command-line flag or value is wrong; the text says which.
-    Usage(String),
-    /// A client request got an answer it cannot use; the text says why.
-    Client(String),
+    /// A thread the server started panicked.
+    Panicked,
 }
 
 impl Error {
     /// The HTTP status code this error is answered with.
-    ///
-    /// ```
-    /// assert_eq!(tinysse::Error::BodyTooLarge.status(), 413);
-    /// ```
     pub fn status(&self) -> u16 {
         match self {
             Error::RequestLineTooLong => 414,
@@ -85,7 +74,7 @@ impl Error {
             Error::Forbidden => 403,
             Error::UnsupportedTransferEncoding => 501,
             Error::Full | Error::Closed => 503,
-            Error::Io(_) | Error::Usage(_) | Error::Client(_) => 500,
+            Error::Io(_) | Error::BadResponse(_) | Error::Panicked => 500,
             Error::BadRequest(_) | Error::InvalidEvent(_) | Error::BadTopic => 400,
         }
     }
@@ -100,6 +89,7 @@ impl fmt::Display for Error {
             Error::HeadTimeout => f.write_str("request head not received in time"),
             Error::BodyTimeout => f.write_str("request body not received in time"),
             Error::BadRequest(why) => write!(f, "bad request: {why}"),
+            Error::BadResponse(why) => write!(f, "bad response: {why}"),
             Error::VersionNotSupported => f.write_str("only HTTP/1.x is supported"),
             Error::LengthRequired => {
                 f.write_str("a body needs Content-Length or Transfer-Encoding: chunked")
@@ -119,8 +109,7 @@ impl fmt::Display for Error {
             }
             Error::Full => f.write_str("too many subscribers, try again later"),
             Error::Closed => f.write_str("the server is shutting down"),
-            Error::Usage(why) => f.write_str(why),
-            Error::Client(why) => f.write_str(why),
+            Error::Panicked => f.write_str("a server thread panicked"),
         }
     }
 }

@@ -8,8 +8,7 @@
 //! ```no_run
 //! use tinysse::{Config, Event, Server};
 //!
-//! let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
-//! let server = Server::bind(config)?.start()?;
+//! let server = Server::bind(Config::new("127.0.0.1:0".parse().unwrap()))?.start()?;
 //! // Subscribe with: curl -N http://<addr>/events
 //! let id = server.hub().publish("default", Event::new("hello").with_event("greeting"))?;
 //! println!("published {id} on {}", server.local_addr());
@@ -18,11 +17,12 @@
 //! ```
 //!
 //! # In scope
-//! - The SSE wire format ([`event`]) and its parser ([`parse`]), per the WHATWG
-//!   HTML Living Standard.
+//! - The SSE wire format ([`Event`]) and its parser ([`Parser`]), per the
+//!   WHATWG HTML Living Standard.
 //! - HTTP/1.1 by hand ([`http`]): request heads with hard limits, bodies with
 //!   `Content-Length` or chunked, keep-alive for publishers, HTTP/1.0 clients.
-//! - A hub ([`Hub`]) with a bounded history, topics, resuming and gaps.
+//! - A hub ([`Hub`]) with a bounded history, topics, resuming and gaps; a
+//!   [`Subscription`] streams to any writer.
 //! - A server ([`Server`]) with tokens, CORS, a demo page, `/healthz`,
 //!   `/metrics`, and a clean shutdown.
 //!
@@ -30,38 +30,32 @@
 //! - TLS and HTTP/2: put nginx or Caddy in front (see the README).
 //! - Persistence: the history lives in memory; a restart starts a new run of ids.
 //! - Async: one blocking thread per connection, on purpose (see ARCHITECTURE.md).
+//! - Printing: the library logs through [`Server::on_log`] only.
 //!
 //! # Threads
 //! [`Server::run`] accepts on the calling thread ([`Server::start`] spawns a
 //! `tinysse-accept` thread for it) and spawns one `tinysse-conn` thread per
-//! connection, with a [`server::CONNECTION_STACK_BYTES`] stack, plus a few
-//! short-lived `tinysse-reject` threads past the connection cap.
-//! Shutting down joins all of them.
+//! connection, with a 64 KiB stack, plus a few short-lived `tinysse-reject`
+//! threads past the connection cap. Shutting down joins all of them.
 //!
 //! # Limits
-//! Request line [`http::MAX_REQUEST_LINE_BYTES`], header section
-//! [`http::MAX_HEAD_BYTES`] and [`http::MAX_HEADERS`], head time
-//! [`http::HEAD_TIMEOUT`], body [`Config::max_body`], subscribers
+//! Request line 8 KiB, header section 16 KiB and 100 headers, head time
+//! [`Config::head_timeout`], body [`Config::max_body`], subscribers
 //! [`Config::max_subscribers`], connections [`Config::max_connections`],
 //! history [`Config::history`] events and [`Config::history_bytes`] bytes.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod client;
-pub mod config;
-pub mod error;
-pub mod event;
+mod error;
 pub mod http;
-pub mod hub;
-pub mod metrics;
-pub mod parse;
-pub mod publish;
-pub mod server;
+mod hub;
+mod server;
+mod wire;
 
-pub use config::Config;
 pub use error::Error;
-pub use event::Event;
-pub use hub::{Hub, Next, Subscription};
-pub use parse::{Message, Parser};
-pub use server::{Handle, Running, Server};
+pub use hub::{Batch, Hub, Next, Subscription};
+pub use server::{Config, Handle, Level, Running, Server};
+pub use wire::event::Event;
+pub use wire::parse::{Message, Parser};
+pub use wire::topic::check_topic;

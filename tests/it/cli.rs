@@ -72,14 +72,13 @@ fn serve_command(mut command: Command, stdin: Stdio) -> Served {
         stderr,
     };
     served.banner = served.next_line("the line saying where it listens");
+    // The port of the address it listens on; reached on loopback.
     let port = served
         .banner
-        .split("listening on http://127.0.0.1:")
+        .split("listening on http://")
         .nth(1)
-        .and_then(|rest| {
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            digits.parse::<u16>().ok()
-        })
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<SocketAddr>().ok())
+        .map(|addr| addr.port())
         .unwrap_or_else(|| panic!("no address in {:?}", served.banner));
     assert_ne!(port, 0, "{}", served.banner);
     served.addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -250,6 +249,26 @@ fn low_open_files_limit_gets_a_warning_at_startup() {
     let _subscriber = subscribe(served.addr, "/events", "");
     let line = served.next_line("the arrival line");
     assert!(line.contains("arrived"), "{line}");
+}
+
+#[test]
+fn a_non_loopback_address_without_a_token_gets_a_publish_warning() {
+    let mut served = serve(&["serve", "--listen", "0.0.0.0:0"], Stdio::null());
+    let warning = served.wait_for_line("POST /publish answers 403");
+    assert!(
+        warning.contains("0.0.0.0") && warning.contains("set --token"),
+        "{warning}"
+    );
+    for args in [
+        &["serve", "--listen", "0.0.0.0:0", "--token", "t"][..],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let mut served = serve(args, Stdio::null());
+        // No warning: the next line is the first subscriber's arrival.
+        let _subscriber = subscribe(served.addr, "/events", "");
+        let line = served.next_line("the arrival line");
+        assert!(line.contains("arrived"), "{args:?}: {line}");
+    }
 }
 
 #[test]

@@ -13,11 +13,17 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use tinysse::Config;
-use tinysse::http::{Conn, Framing, MAX_HEAD_BYTES, MAX_HEADERS, MAX_REQUEST_LINE_BYTES, Stream};
-use tinysse::parse::{MAX_EVENT_BYTES, Message, Parser};
-use tinysse::publish::read_publication;
+use tinysse::http::{Conn, Framing, Stream, percent_encode};
+use tinysse::{Message, Parser};
 
 use crate::support::{self, metric, raw, subscribe, wait_until};
+
+/// The spec's limits (SPEC §4), written out rather than taken from the crate.
+const MAX_REQUEST_LINE_BYTES: usize = 8 * 1024;
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+const MAX_HEADERS: usize = 100;
+/// The parser's default limit for one line or event.
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// Bytes `Conn` asks for per read (`http::READ_CHUNK`): the most one read can
 /// add to its buffer past a limit.
@@ -116,16 +122,6 @@ impl Read for Feed {
         self.pos += count;
         self.handed_out += count;
         Ok(count)
-    }
-}
-
-impl Write for Feed {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -397,7 +393,7 @@ fn mutated_request_heads_parse_or_fail_with_a_4xx_or_5xx_whatever_the_read_sizes
                 whole, pieces,
                 "{label:?}: the outcome depends on read sizes"
             );
-            assert!(conn.stream.handed_out <= input.len());
+            assert!(conn.get_ref().handed_out <= input.len());
         }
     }
 }
@@ -444,9 +440,9 @@ fn endless_garbage_is_refused_after_a_bounded_number_of_bytes() {
             let err = conn.read_head(Duration::from_secs(5)).unwrap_err();
             assert_eq!(err.status(), status, "{what}: {err}");
             assert!(
-                conn.stream.handed_out <= bound,
+                conn.get_ref().handed_out <= bound,
                 "{what}: read {} bytes before refusing (bound {bound})",
-                conn.stream.handed_out
+                conn.get_ref().handed_out
             );
         }
     }
@@ -520,7 +516,11 @@ fn mutated_bodies_are_read_within_max_or_refused_with_a_4xx() {
             }
             Err(err) if length > max => {
                 assert_eq!(err.status(), 413, "{label:?}");
-                assert_eq!(conn.stream.handed_out, 0, "{label:?}: read a refused body");
+                assert_eq!(
+                    conn.get_ref().handed_out,
+                    0,
+                    "{label:?}: read a refused body"
+                );
             }
             Err(err) => {
                 assert!(length > input.len(), "{label:?}: {err}");
@@ -598,16 +598,16 @@ fn endless_chunked_bodies_are_refused_after_a_bounded_number_of_bytes() {
             let err = conn.read_body(Framing::Chunked, 1024).unwrap_err();
             assert!([400, 413, 431].contains(&err.status()), "{what}: {err:?}");
             assert!(
-                conn.stream.handed_out <= bound,
+                conn.get_ref().handed_out <= bound,
                 "{what}: read {} bytes before refusing (bound {bound})",
-                conn.stream.handed_out
+                conn.get_ref().handed_out
             );
         }
     }
     let mut conn = Conn::new(Feed::endless(b"x".to_vec(), READ_CHUNK, 3));
     let err = conn.read_body(Framing::Length(u64::MAX), 1024).unwrap_err();
     assert_eq!(err.status(), 413);
-    assert_eq!(conn.stream.handed_out, 0);
+    assert_eq!(conn.get_ref().handed_out, 0);
 }
 
 /// Publish bodies, one per content type family.
@@ -648,8 +648,11 @@ fn as_received(data: &str) -> String {
 
 #[test]
 fn mutated_publish_bodies_give_valid_events_or_a_400() {
+    let server = support::start(support::config());
+    let mut subscriber = subscribe(server.addr, "/events", "");
+    let mut connection = support::connect(server.addr);
     let mut rng = Rng::new(0x9B1);
-    for case in 0..3000 {
+    for case in 0..1500 {
         let content_type = *rng.pick(CONTENT_TYPES);
         let corpus = match content_type {
             Some(kind) if kind.starts_with("application") => FORMS,
@@ -662,49 +665,62 @@ fn mutated_publish_bodies_give_valid_events_or_a_400() {
         };
         let mut body = rng.pick(corpus).to_vec();
         mutate(&mut rng, &mut body);
-        let query: Vec<(String, String)> = (0..rng.below(4))
+        let query: Vec<String> = (0..rng.below(4))
             .map(|_| {
                 let (name, value) = rng.pick(QUERY);
-                (name.to_string(), value.to_string())
+                format!("{}={}", percent_encode(name), percent_encode(value))
             })
             .collect();
-        let label = (case, content_type, &query, shown(&body));
-        let publication = match read_publication(content_type, &query, &body) {
-            Ok(publication) => publication,
-            Err(err) => {
-                assert!([400, 413].contains(&err.status()), "{label:?}: {err:?}");
-                continue;
-            }
-        };
-        assert!(
-            tinysse::hub::check_topic(&publication.topic).is_ok(),
-            "{label:?}"
+        let mut request = format!(
+            "POST /publish?{} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n",
+            query.join("&"),
+            body.len()
         );
-        assert!(!publication.events.is_empty(), "{label:?}");
-        // Valid events reach a client as they were published.
-        let mut wire = Vec::new();
-        for event in &publication.events {
-            assert!(event.validate().is_ok(), "{label:?}: {event:?}");
-            assert_eq!(event.id, None, "{label:?}: a publisher set an id");
-            event.encode_into(&mut wire);
+        if let Some(content_type) = content_type {
+            request.push_str(&format!("Content-Type: {content_type}\r\n"));
         }
-        let mut received = Vec::new();
-        Parser::new().feed(&wire, &mut received).unwrap();
-        let expected: Vec<(String, String)> = publication
-            .events
-            .iter()
-            .map(|event| {
-                (
-                    event.event.clone().unwrap_or_else(|| "message".to_string()),
-                    as_received(&event.data),
-                )
-            })
-            .collect();
-        let got: Vec<(String, String)> = received
-            .into_iter()
-            .map(|message| (message.event, message.data))
-            .collect();
-        assert_eq!(got, expected, "{label:?}");
+        request.push_str("\r\n");
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(&body);
+        let label = (case, content_type, &query, shown(&body));
+        if let Err(err) = connection.write_all(&bytes) {
+            // Over the body limit the server answers 413 and closes before
+            // reading it all: the rest of the write meets a reset.
+            assert!(body.len() > 64 * 1024, "{label:?}: {err}");
+            connection = support::connect(server.addr);
+            continue;
+        }
+        let response = support::read_response(&mut connection);
+        if response.status != 200 {
+            assert!(
+                [400, 413].contains(&response.status),
+                "{label:?}: {response:?}"
+            );
+            let reason = response.text();
+            assert_eq!(
+                reason.trim_end().lines().count(),
+                1,
+                "{label:?}: {reason:?}"
+            );
+            if response.header("connection").is_some() {
+                connection = support::connect(server.addr);
+            }
+            continue;
+        }
+        // Valid events reach a subscriber, in order, as they were published.
+        let ids: Vec<String> = response.text().lines().map(str::to_string).collect();
+        assert!(!ids.is_empty(), "{label:?}");
+        for id in &ids {
+            let message = subscriber.next_event();
+            assert_eq!(&message.id, id, "{label:?}");
+            assert!(!message.event.contains(['\r', '\n']), "{label:?}");
+            assert!(!message.data.contains('\r'), "{label:?}");
+            // A body of any other type is the data, as is.
+            if std::ptr::eq(corpus, PLAIN) {
+                let published = String::from_utf8(body.clone()).expect("a 200 needs UTF-8");
+                assert_eq!(message.data, as_received(&published), "{label:?}");
+            }
+        }
     }
 }
 

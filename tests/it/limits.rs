@@ -723,7 +723,7 @@ fn connection_over_cap_gets_503_then_a_freed_slot_is_reused() {
     });
     // The subscriber and the other idle connections were not disturbed. (Asked
     // of the hub, not over a connection: the cap is full again.)
-    assert_eq!(server.hub().stats().subscribers, 1);
+    assert_eq!(server.hub().subscriber_count(), 1);
     for stream in &mut idle {
         stream.set_nonblocking(true).unwrap();
         let mut byte = [0u8; 1];

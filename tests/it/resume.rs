@@ -412,7 +412,7 @@ fn subscriber_stops_reading_while_more_than_history_is_published_then_gets_gap()
     const SIZE: usize = 60 * 1024;
     // Events in one hand-out from the hub at most: it stops adding events once
     // it holds `MAX_BATCH_BYTES` (64 KiB: two of these).
-    const BATCH: usize = tinysse::hub::MAX_BATCH_BYTES / SIZE + 1;
+    const BATCH: usize = 64 * 1024 / SIZE + 1;
     let server = support::start(Config {
         history: HISTORY,
         // The stalled subscriber must outlive the publishing below.

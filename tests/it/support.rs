@@ -22,7 +22,6 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub fn config() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        quiet: true,
         ..Config::default()
     }
 }

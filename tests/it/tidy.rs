@@ -25,21 +25,34 @@ fn dependencies_stay_empty() {
     );
 }
 
+/// Every `.rs` file under `dir`, in subfolders too.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
 #[test]
 fn no_unsafe_code() {
-    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("src")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|ext| ext == "rs") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let offending = text
-                .lines()
-                .filter(|line| line.contains("unsafe") && !line.contains("forbid(unsafe_code)"))
-                .filter(|line| {
-                    let code = line.split("//").next().unwrap_or("");
-                    code.contains("unsafe ") || code.contains("unsafe{")
-                });
-            assert_eq!(offending.count(), 0, "unsafe in {}", path.display());
-        }
+    let files = rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    assert!(files.len() > 10, "{files:?}");
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let offending = text
+            .lines()
+            .filter(|line| line.contains("unsafe") && !line.contains("forbid(unsafe_code)"))
+            .filter(|line| {
+                let code = line.split("//").next().unwrap_or("");
+                code.contains("unsafe ") || code.contains("unsafe{")
+            });
+        assert_eq!(offending.count(), 0, "unsafe in {}", path.display());
     }
     assert!(read("src/lib.rs").contains("#![forbid(unsafe_code)]"));
 }

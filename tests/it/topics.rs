@@ -163,7 +163,7 @@ fn subscribe_with_bad_topic_answers_400_with_one_line_reason() {
         assert!(reason.contains("topic"), "{query}: reason {text:?}");
     }
     // Nobody got subscribed by any of those.
-    assert_eq!(server.hub().stats().subscribers, 0);
+    assert_eq!(server.hub().subscriber_count(), 0);
 }
 
 #[test]

@@ -1,78 +1,128 @@
-//! Publish requests: turn a request body into the events to publish.
-//!
-//! Three body formats (by `Content-Type`):
+//! Publishing: `POST /publish`, from the request body to events in the hub
+//! (SPEC §2). Three body formats, by `Content-Type`:
 //! - `application/x-www-form-urlencoded`: fields `data`, `topic`, `event`
 //!   (alias `type`), `retry`;
 //! - `text/event-stream`: a batch of events (`data`, `event`, `retry`
 //!   fields), published all or nothing;
 //! - anything else: the body is the data; `topic`, `event`, `retry` come from
 //!   the query string.
-//!
-//! This module does no network I/O; [`pump_lines`] reads any `BufRead` (the
-//! binary gives it standard input).
-//!
-//! ```
-//! use tinysse::{Event, publish::read_publication};
-//!
-//! let form = Some("application/x-www-form-urlencoded");
-//! let publication = read_publication(form, &[], b"data=a%20b&topic=news&retry=500")?;
-//! assert_eq!(publication.topic, "news");
-//! assert_eq!(publication.events, [Event::new("a b").with_retry(500)]);
-//! # Ok::<(), tinysse::Error>(())
-//! ```
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
+use super::Shared;
+use super::access::may_publish;
+use super::route::{After, cors_headers, respond_error};
 use crate::Error;
-use crate::event::Event;
-use crate::hub::{Hub, check_topic};
-use crate::parse::{Line, Lines, classify};
+use crate::http::{CONTINUE, Conn, Framing, Request, Response, form_pairs};
+use crate::wire::event::{self, Event};
+use crate::wire::parse::{Line, Lines, classify};
+use crate::wire::topic::{DEFAULT_TOPIC, check_topic};
 
-/// The topic used when a publisher names none.
-///
-/// ```
-/// use tinysse::publish::{DEFAULT_TOPIC, read_publication};
-///
-/// assert_eq!(read_publication(None, &[], b"hello")?.topic, DEFAULT_TOPIC);
-/// # Ok::<(), tinysse::Error>(())
-/// ```
-pub const DEFAULT_TOPIC: &str = "default";
+pub(super) fn publish(
+    shared: &Arc<Shared>,
+    conn: &mut Conn<TcpStream>,
+    request: &Request,
+    framing: Framing,
+) -> After {
+    let refuse = |conn: &mut Conn<TcpStream>, err: Error| {
+        respond_error(shared, conn, &err, Some(request));
+        After::Close
+    };
+    if let Err(err) = may_publish(shared, request) {
+        return refuse(conn, err);
+    }
+    match framing {
+        Framing::None | Framing::Close => return refuse(conn, Error::LengthRequired),
+        Framing::Length(length) if length > shared.config.max_body as u64 => {
+            return refuse(conn, Error::BodyTooLarge);
+        }
+        _ => {}
+    }
+    if request.expects_continue() && conn.get_mut().write_all(CONTINUE).is_err() {
+        return After::Close;
+    }
+    let body = match conn.read_body(framing, shared.config.max_body) {
+        Ok(body) => body,
+        Err(Error::Io(_)) => return After::Close,
+        Err(err) => return refuse(conn, err),
+    };
+    // The body has been read: the connection stays usable after a 400.
+    let result = request
+        .query_pairs()
+        .and_then(|query| read_publication(request.header("content-type"), &query, &body))
+        .and_then(|publication| {
+            shared
+                .hub
+                .publish_deferred(&publication.topic, publication.events)
+        });
+    let keep_alive = request.keep_alive() && !shared.shutting_down.load(Ordering::SeqCst);
+    let (response, published) = match result {
+        Ok(published) => (
+            Response::text(200, published.ids.join("\n") + "\n"),
+            Some(published),
+        ),
+        Err(err) => (Response::error(&err), None),
+    };
+    let response = response.with_headers(cors_headers(shared, request));
+    shared.metrics.request(response.status);
+    shared.metrics.sent(response.body.len());
+    let bytes = response.to_bytes(false, keep_alive);
+    // Answer the publisher before waking the subscribers: once thousands of
+    // subscriber threads are runnable, this thread would wait its turn among
+    // them, and a publisher that waits for each answer would be throttled.
+    // The answer goes out without blocking; if it cannot (a publisher that
+    // does not read), the subscribers are woken first, so that no publisher
+    // can delay them.
+    let sent = write_now(conn.get_ref(), &bytes);
+    drop(published);
+    let written = match sent {
+        Ok(count) => conn.get_mut().write_all(&bytes[count..]).is_ok(),
+        Err(_) => false,
+    };
+    if written && keep_alive {
+        After::KeepAlive
+    } else {
+        After::Close
+    }
+}
+
+/// Writes what the socket takes without blocking; returns how many bytes.
+fn write_now(mut stream: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    stream.set_nonblocking(true)?;
+    let mut written = 0;
+    let result = loop {
+        match stream.write(&bytes[written..]) {
+            Ok(0) => break Ok(written),
+            Ok(count) => {
+                written += count;
+                if written == bytes.len() {
+                    break Ok(written);
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => break Ok(written),
+            Err(err) => break Err(err),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    result
+}
 
 /// What one publish request asks for: events for one topic, in order.
-///
-/// It is ready for [`Hub::publish_batch`]:
-///
-/// ```
-/// use tinysse::{Hub, publish::read_publication};
-///
-/// let hub = Hub::new();
-/// let publication = read_publication(Some("text/plain"), &[], b"hi")?;
-/// let ids = hub.publish_batch(&publication.topic, publication.events)?;
-/// assert_eq!(ids.len(), 1);
-/// # Ok::<(), tinysse::Error>(())
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publication {
+pub(super) struct Publication {
     /// The topic, already checked.
-    pub topic: String,
+    pub(super) topic: String,
     /// The events, already checked; at least one.
-    pub events: Vec<Event>,
+    pub(super) events: Vec<Event>,
 }
 
 /// Reads a publish request: its `Content-Type` (if any), its decoded query
 /// parameters, and its body. Any invalid part rejects the whole request.
-///
-/// ```
-/// use tinysse::publish::read_publication;
-///
-/// let query = vec![("topic".to_string(), "news".to_string())];
-/// let batch = read_publication(Some("text/event-stream"), &query, b"data: a\n\nevent: b\ndata: c")?;
-/// assert_eq!(batch.topic, "news");
-/// assert_eq!(batch.events.len(), 2);
-/// assert_eq!(batch.events[1].event.as_deref(), Some("b"));
-/// # Ok::<(), tinysse::Error>(())
-/// ```
-pub fn read_publication(
+pub(super) fn read_publication(
     content_type: Option<&str>,
     query: &[(String, String)],
     body: &[u8],
@@ -84,7 +134,7 @@ pub fn read_publication(
     let body = std::str::from_utf8(body).map_err(|_| Error::InvalidEvent("body is not UTF-8"))?;
     match media_type.as_str() {
         "application/x-www-form-urlencoded" => {
-            let form = crate::http::form_pairs(body)?;
+            let form = form_pairs(body)?;
             let mut fields = Fields::from_pairs(query);
             fields.data = None; // a form carries its data in the body
             fields.merge(&form);
@@ -156,13 +206,9 @@ impl Fields {
 
 /// `retry` is ASCII digits only (milliseconds).
 fn parse_retry(text: &str) -> Result<u64, Error> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::InvalidEvent(
-            "retry must be ASCII digits (milliseconds)",
-        ));
-    }
-    text.parse()
-        .map_err(|_| Error::InvalidEvent("retry is too large"))
+    event::parse_retry(text).ok_or(Error::InvalidEvent(
+        "retry must be ASCII digits (milliseconds)",
+    ))
 }
 
 /// Parses a `text/event-stream` batch strictly: an `id:` field or a `retry:`
@@ -217,61 +263,6 @@ fn read_batch(body: &str) -> Result<Vec<Event>, Error> {
         ));
     }
     Ok(events)
-}
-
-/// Publishes each non-empty line of `reader` as one event on `topic` (with
-/// type `event` when not empty) until end of input. Lines end with LF or
-/// CRLF; invalid UTF-8 is replaced with U+FFFD. A line longer than
-/// `max_line` bytes is published in pieces of `max_line` bytes.
-/// Returns how many events were published.
-///
-/// ```
-/// use tinysse::{Hub, publish::pump_lines};
-///
-/// let hub = Hub::new();
-/// let input: &[u8] = b"one\r\n\nabcdefghijklmnop\n";
-/// assert_eq!(pump_lines(&hub, input, "logs", "line", 8)?, 3); // "one", "abcdefgh", "ijklmnop"
-/// assert_eq!(hub.stats().published, 3);
-/// # Ok::<(), tinysse::Error>(())
-/// ```
-pub fn pump_lines(
-    hub: &Hub,
-    reader: impl BufRead,
-    topic: &str,
-    event: &str,
-    max_line: usize,
-) -> Result<u64, Error> {
-    check_topic(topic)?;
-    Event::new("").with_event(event).validate()?;
-    let max_line = max_line.max(1);
-    let mut reader = reader;
-    let mut line = Vec::new();
-    let mut published = 0;
-    loop {
-        line.clear();
-        let read = reader
-            .by_ref()
-            .take(max_line as u64)
-            .read_until(b'\n', &mut line);
-        match read {
-            Ok(0) => return Ok(published),
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(Error::Io(err)),
-        }
-        if line.ends_with(b"\n") {
-            line.pop();
-            if line.ends_with(b"\r") {
-                line.pop();
-            }
-        }
-        if line.is_empty() {
-            continue;
-        }
-        let data = String::from_utf8_lossy(&line).into_owned();
-        hub.publish(topic, Event::new(data).with_event(event))?;
-        published += 1;
-    }
 }
 
 #[cfg(test)]
@@ -430,14 +421,5 @@ mod tests {
             "",
             Err("invalid event: no event in the body (an event needs a data: line)"),
         );
-    }
-
-    #[test]
-    fn pumps_lines() {
-        let hub = std::sync::Arc::new(Hub::new());
-        let input: &[u8] = b"one\r\n\ntwo\nthree-is-long\n\xff";
-        assert_eq!(pump_lines(&hub, input, "logs", "line", 8).unwrap(), 5);
-        assert_eq!(hub.stats().published, 5);
-        assert!(pump_lines(&hub, &b"x"[..], "bad topic", "", 8).is_err());
     }
 }

@@ -1,175 +1,25 @@
-//! `Config`: every setting of a server, with documented defaults, and the
-//! parsing of `tinysse serve` flags into it.
-//!
-//! ```
-//! use tinysse::config::{Config, parse_serve_args};
-//!
-//! let options = parse_serve_args(&["--listen", "0.0.0.0:9000", "--quiet"])?.unwrap();
-//! let listen = "0.0.0.0:9000".parse().unwrap();
-//! assert_eq!(options.config, Config { listen, quiet: true, ..Config::default() });
-//! # Ok::<(), tinysse::Error>(())
-//! ```
+//! The command line: flags and help for `serve`, `listen` and `publish`.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::Error;
-use crate::client::{DataSource, ListenOptions, PublishOptions};
-use crate::http::{DEFAULT_MAX_BODY, HEAD_TIMEOUT};
-use crate::hub::{
-    DEFAULT_HISTORY_BYTES, DEFAULT_HISTORY_EVENTS, DEFAULT_MAX_SUBSCRIBERS, check_topic,
-};
+use tinysse::{Config, check_topic};
 
-/// Default address: loopback only, so a fresh server is not reachable from the network.
-///
-/// ```
-/// use tinysse::config::{Config, DEFAULT_LISTEN};
-///
-/// assert_eq!(Config::default().listen.to_string(), DEFAULT_LISTEN);
-/// assert!(Config::default().listen.ip().is_loopback());
-/// ```
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// Default seconds between heartbeat comments on an idle stream.
-///
-/// ```
-/// use std::time::Duration;
-/// use tinysse::config::{DEFAULT_HEARTBEAT, parse_serve_args};
-///
-/// assert_eq!(parse_serve_args::<&str>(&[])?.unwrap().config.heartbeat, DEFAULT_HEARTBEAT);
-/// let off = parse_serve_args(&["--heartbeat", "0"])?.unwrap();
-/// assert_eq!(off.config.heartbeat, Duration::ZERO);
-/// # Ok::<(), tinysse::Error>(())
-/// ```
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
-/// Default reconnection time sent to clients (`retry:`), in milliseconds.
-///
-/// ```
-/// use tinysse::{config::DEFAULT_RETRY_MS, event::retry_frame};
-///
-/// assert_eq!(retry_frame(DEFAULT_RETRY_MS), b"retry: 3000\n\n");
-/// ```
-pub const DEFAULT_RETRY_MS: u64 = 3000;
-/// Default time a subscriber's socket may accept nothing before it is dropped.
-///
-/// ```
-/// use tinysse::config::{DEFAULT_WRITE_TIMEOUT, parse_serve_args};
-///
-/// assert_eq!(DEFAULT_WRITE_TIMEOUT.as_secs(), 30);
-/// assert!(parse_serve_args(&["--write-timeout", "0"]).is_err()); // at least 1 second
-/// ```
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections allowed beyond `max_subscribers` (publishers, pages, metrics).
-///
-/// ```
-/// use tinysse::{config::EXTRA_CONNECTIONS, hub::DEFAULT_MAX_SUBSCRIBERS, Config};
-///
-/// assert_eq!(EXTRA_CONNECTIONS, 64);
-/// assert_eq!(Config::default().max_connections(), DEFAULT_MAX_SUBSCRIBERS + EXTRA_CONNECTIONS);
-/// ```
-pub const EXTRA_CONNECTIONS: usize = 64;
+use crate::Fail;
+use crate::client::{DataSource, ListenOptions, PublishOptions, Target};
 
-/// Everything a [`crate::Server`] needs to know. `Config::default()` is what
-/// `tinysse serve` runs with when given no flags.
-///
-/// ```
-/// use tinysse::Config;
-///
-/// let config = Config::default();
-/// assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
-/// assert_eq!((config.history, config.max_subscribers, config.max_body), (1024, 1024, 64 * 1024));
-/// assert_eq!((config.token, config.quiet), (None, false));
-/// ```
+/// What `tinysse serve` was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Address to listen on (`--listen`).
-    pub listen: SocketAddr,
-    /// Token required to publish, as `Authorization: Bearer` (`--token`, `--token-file`).
-    pub token: Option<String>,
-    /// Token required to subscribe, as `?token=` or `Authorization: Bearer`
-    /// (`--subscribe-token`). The publish token is accepted too.
-    pub subscribe_token: Option<String>,
-    /// Events kept for resuming (`--history`).
-    pub history: usize,
-    /// Bytes of encoded events kept for resuming (`--history-bytes`).
-    pub history_bytes: usize,
-    /// Time between heartbeat comments on an idle stream; zero: none (`--heartbeat`).
-    pub heartbeat: Duration,
-    /// Reconnection time sent to clients in milliseconds (`--retry`).
-    pub retry_ms: u64,
-    /// Subscribers at once (`--max-subscribers`); connections in all are this
-    /// plus [`EXTRA_CONNECTIONS`].
-    pub max_subscribers: usize,
-    /// Largest publish body in bytes (`--max-body`).
-    pub max_body: usize,
-    /// A subscriber whose socket accepts nothing for this long is dropped (`--write-timeout`).
-    pub write_timeout: Duration,
-    /// Time allowed to receive a request head (no flag; tests shorten it).
-    pub head_timeout: Duration,
-    /// Origins allowed by CORS; `*` allows any (`--cors-origin`, repeatable).
-    pub cors_origins: Vec<String>,
+pub(crate) struct ServeOptions {
     /// Log only errors (`--quiet`).
-    pub quiet: bool,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
-            token: None,
-            subscribe_token: None,
-            history: DEFAULT_HISTORY_EVENTS,
-            history_bytes: DEFAULT_HISTORY_BYTES,
-            heartbeat: DEFAULT_HEARTBEAT,
-            retry_ms: DEFAULT_RETRY_MS,
-            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
-            max_body: DEFAULT_MAX_BODY,
-            write_timeout: DEFAULT_WRITE_TIMEOUT,
-            head_timeout: HEAD_TIMEOUT,
-            cors_origins: Vec::new(),
-            quiet: false,
-        }
-    }
-}
-
-impl Config {
-    /// Connections allowed at once: subscribers plus [`EXTRA_CONNECTIONS`].
-    ///
-    /// ```
-    /// use tinysse::config::parse_serve_args;
-    ///
-    /// let options = parse_serve_args(&["--max-subscribers", "10"])?.unwrap();
-    /// assert_eq!(options.config.max_connections(), 10 + 64);
-    /// # Ok::<(), tinysse::Error>(())
-    /// ```
-    pub fn max_connections(&self) -> usize {
-        self.max_subscribers.saturating_add(EXTRA_CONNECTIONS)
-    }
-}
-
-/// What `tinysse serve` was asked to do.
-///
-/// ```
-/// use tinysse::config::parse_serve_args;
-///
-/// let options = parse_serve_args(&["--stdin", "--stdin-topic", "logs"])?.unwrap();
-/// assert_eq!(options.stdin, Some(("logs".to_string(), String::new())));
-/// assert_eq!(parse_serve_args::<&str>(&[])?.unwrap().stdin, None);
-/// # Ok::<(), tinysse::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServeOptions {
+    pub(crate) quiet: bool,
     /// The server's settings.
-    pub config: Config,
+    pub(crate) config: Config,
     /// Publish lines from standard input (`--stdin`) on this topic with this event type.
-    pub stdin: Option<(String, String)>,
+    pub(crate) stdin: Option<(String, String)>,
 }
 
 /// The help text of `tinysse serve`.
-///
-/// ```
-/// assert!(tinysse::config::SERVE_HELP.contains("--listen ADDR"));
-/// ```
-pub const SERVE_HELP: &str = "\
+pub(crate) const SERVE_HELP: &str = "\
 Usage: tinysse serve [FLAGS]
 
 Runs the Server-Sent Events hub. Subscribe with GET /events, publish with
@@ -199,24 +49,15 @@ Without --token, publishing is allowed only while listening on a loopback addres
 
 /// Parses the flags of `tinysse serve` (without the program and subcommand names).
 ///
-/// Returns `Ok(None)` for `--help`, and [`Error::Usage`] with a one-line reason
+/// Returns `Ok(None)` for `--help`, and `Fail::Usage` with a one-line reason
 /// for an unknown flag or a bad value.
-///
-/// ```
-/// use tinysse::config::parse_serve_args;
-///
-/// let options = parse_serve_args(&["--history", "5", "--history-bytes=1KiB"])?.unwrap();
-/// assert_eq!(options.config.history, 5);
-/// assert_eq!(options.config.history_bytes, 1024);
-/// assert!(parse_serve_args(&["--history", "five"]).is_err());
-/// # Ok::<(), tinysse::Error>(())
-/// ```
-pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions>, Error> {
+pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions>, Fail> {
     let mut config = Config::default();
     let mut stdin = false;
     let mut stdin_topic: Option<String> = None;
     let mut stdin_event: Option<String> = None;
     let mut token_file: Option<String> = None;
+    let mut quiet = false;
     let mut args = args.iter().map(AsRef::as_ref);
     while let Some(arg) = args.next() {
         let (flag, inline) = split_flag(arg);
@@ -252,7 +93,7 @@ pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions
             "--stdin" if inline.is_none() => stdin = true,
             "--stdin-topic" => stdin_topic = Some(value()?),
             "--stdin-event" => stdin_event = Some(value()?),
-            "--quiet" if inline.is_none() => config.quiet = true,
+            "--quiet" if inline.is_none() => quiet = true,
             _ if flag.starts_with('-') => {
                 return Err(usage(format!(
                     "unknown flag {flag} (see tinysse serve --help)"
@@ -283,7 +124,7 @@ pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions
         ));
     }
     let stdin = if stdin {
-        let topic = stdin_topic.unwrap_or_else(|| crate::publish::DEFAULT_TOPIC.to_string());
+        let topic = stdin_topic.unwrap_or_else(|| "default".to_string());
         check_topic(&topic).map_err(|err| usage(format!("--stdin-topic: {err}")))?;
         let event = stdin_event.unwrap_or_default();
         if event.contains(['\r', '\n']) {
@@ -295,19 +136,15 @@ pub fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ServeOptions
     } else {
         None
     };
-    Ok(Some(ServeOptions { config, stdin }))
+    Ok(Some(ServeOptions {
+        config,
+        stdin,
+        quiet,
+    }))
 }
 
 /// The help text of `tinysse listen`.
-///
-/// ```
-/// use tinysse::config::{LISTEN_HELP, parse_listen_args};
-///
-/// assert!(parse_listen_args(&["--help"])?.is_none()); // the caller prints LISTEN_HELP
-/// assert!(LISTEN_HELP.contains("--last-event-id ID"));
-/// # Ok::<(), tinysse::Error>(())
-/// ```
-pub const LISTEN_HELP: &str = "\
+pub(crate) const LISTEN_HELP: &str = "\
 Usage: tinysse listen URL [--topic T]... [--last-event-id ID] [--raw]
 
 Subscribes to a stream and prints each event as it arrives, like a browser's
@@ -327,11 +164,7 @@ Flags:
 ";
 
 /// The help text of `tinysse publish`.
-///
-/// ```
-/// assert!(tinysse::config::PUBLISH_HELP.contains("--each-line"));
-/// ```
-pub const PUBLISH_HELP: &str = "\
+pub(crate) const PUBLISH_HELP: &str = "\
 Usage: tinysse publish URL [--topic T] [--event E] [--retry MS] [--token T]
                            [--each-line] [--] [DATA | -]
 
@@ -353,13 +186,7 @@ Flags:
 ";
 
 /// Parses the arguments of `tinysse listen`; `Ok(None)` for `--help`.
-///
-/// ```
-/// let options = tinysse::config::parse_listen_args(&["http://h:1", "--topic", "a", "--raw"])?.unwrap();
-/// assert_eq!((options.topics, options.raw), (vec!["a".to_string()], true));
-/// # Ok::<(), tinysse::Error>(())
-/// ```
-pub fn parse_listen_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ListenOptions>, Error> {
+pub(crate) fn parse_listen_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ListenOptions>, Fail> {
     let mut url = None;
     let mut options = ListenOptions {
         url: String::new(),
@@ -391,7 +218,7 @@ pub fn parse_listen_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ListenOptio
     }
     options.url =
         url.ok_or_else(|| usage("listen needs a URL, like http://127.0.0.1:8080".to_string()))?;
-    crate::client::Target::parse(&options.url, "/events")?;
+    Target::parse(&options.url, "/events")?;
     if options
         .last_event_id
         .as_deref()
@@ -405,15 +232,9 @@ pub fn parse_listen_args<S: AsRef<str>>(args: &[S]) -> Result<Option<ListenOptio
 }
 
 /// Parses the arguments of `tinysse publish`; `Ok(None)` for `--help`.
-///
-/// ```
-/// use tinysse::client::DataSource;
-///
-/// let options = tinysse::config::parse_publish_args(&["http://h:1", "--topic", "a", "hello"])?.unwrap();
-/// assert_eq!(options.data, DataSource::Argument("hello".to_string()));
-/// # Ok::<(), tinysse::Error>(())
-/// ```
-pub fn parse_publish_args<S: AsRef<str>>(args: &[S]) -> Result<Option<PublishOptions>, Error> {
+pub(crate) fn parse_publish_args<S: AsRef<str>>(
+    args: &[S],
+) -> Result<Option<PublishOptions>, Fail> {
     let mut positional = Vec::new();
     let mut options = PublishOptions {
         url: String::new(),
@@ -456,7 +277,7 @@ pub fn parse_publish_args<S: AsRef<str>>(args: &[S]) -> Result<Option<PublishOpt
     options.url = positional
         .next()
         .ok_or_else(|| usage("publish needs a URL, like http://127.0.0.1:8080".to_string()))?;
-    crate::client::Target::parse(&options.url, "/publish")?;
+    Target::parse(&options.url, "/publish")?;
     options.data = match positional.next().as_deref() {
         Some("-") => DataSource::Stdin,
         Some(data) => DataSource::Argument(data.to_string()),
@@ -480,7 +301,7 @@ pub fn parse_publish_args<S: AsRef<str>>(args: &[S]) -> Result<Option<PublishOpt
 }
 
 /// The value of a `--topic` flag, checked.
-fn topic_flag(topic: String) -> Result<String, Error> {
+fn topic_flag(topic: String) -> Result<String, Fail> {
     check_topic(&topic).map_err(|err| usage(format!("--topic: {err}")))?;
     Ok(topic)
 }
@@ -498,7 +319,7 @@ fn take_value<'a>(
     flag: &str,
     inline: Option<String>,
     rest: &mut impl Iterator<Item = &'a str>,
-) -> Result<String, Error> {
+) -> Result<String, Fail> {
     match inline {
         Some(value) => Ok(value),
         None => rest
@@ -508,25 +329,25 @@ fn take_value<'a>(
     }
 }
 
-fn usage(message: String) -> Error {
-    Error::Usage(message)
+fn usage(message: String) -> Fail {
+    Fail::Usage(message)
 }
 
-fn non_empty(flag: &str, value: String) -> Result<String, Error> {
+fn non_empty(flag: &str, value: String) -> Result<String, Fail> {
     if value.is_empty() {
         return Err(usage(format!("{flag} must not be empty")));
     }
     Ok(value)
 }
 
-fn at_least_one(flag: &str, value: usize) -> Result<usize, Error> {
+fn at_least_one(flag: &str, value: usize) -> Result<usize, Fail> {
     if value == 0 {
         return Err(usage(format!("{flag} must be at least 1")));
     }
     Ok(value)
 }
 
-fn parse_count(flag: &str, text: &str) -> Result<usize, Error> {
+fn parse_count(flag: &str, text: &str) -> Result<usize, Fail> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(usage(format!("{flag}: {text:?} is not a whole number")));
     }
@@ -535,7 +356,7 @@ fn parse_count(flag: &str, text: &str) -> Result<usize, Error> {
 }
 
 /// A byte count, plain or with a `KiB`/`MiB` suffix.
-fn parse_size(flag: &str, text: &str) -> Result<usize, Error> {
+fn parse_size(flag: &str, text: &str) -> Result<usize, Fail> {
     let (digits, unit) = if let Some(digits) = text.strip_suffix("KiB") {
         (digits, 1024)
     } else if let Some(digits) = text.strip_suffix("MiB") {
@@ -611,7 +432,7 @@ mod tests {
         );
         assert_eq!(got.write_timeout, Duration::from_secs(3));
         assert_eq!(got.cors_origins, vec!["*", "http://a"]);
-        assert!(got.quiet);
+        assert!(parse_serve_args(&["--quiet"]).unwrap().unwrap().quiet);
         assert_eq!(config(&[]), Config::default());
     }
 

@@ -22,18 +22,14 @@
 //! its memory is bounded by the limit given to [`Parser::with_limit`] (by default
 //! [`MAX_EVENT_BYTES`]).
 //!
-//! The two lower layers on their own, to look at the fields of a stream:
-//!
 //! ```
-//! use tinysse::parse::{Line, Lines, classify};
+//! use tinysse::Parser;
 //!
-//! let mut fields = Vec::new();
-//! Lines::new(1024).feed(b"event: tick\r\ndata: 1\r\n\r\n", &mut |line| {
-//!     if let Line::Field(name, value) = classify(line) {
-//!         fields.push(format!("{name}={value}"));
-//!     }
-//! })?;
-//! assert_eq!(fields, ["event=tick", "data=1"]);
+//! let mut parser = Parser::new();
+//! let mut events = Vec::new();
+//! parser.feed(b"retry: 500\nid: 7\nevent: tick\r\ndata: 1\r\n\r\n", &mut events)?;
+//! assert_eq!((events[0].event.as_str(), events[0].data.as_str()), ("tick", "1"));
+//! assert_eq!((parser.last_event_id(), parser.retry()), ("7", Some(500)));
 //! # Ok::<(), tinysse::Error>(())
 //! ```
 
@@ -104,30 +100,19 @@
 
 use std::mem;
 
+use super::event::parse_retry;
 use crate::Error;
 
-/// Default limit for one line and for one event's data buffer, in bytes.
-///
-/// ```
-/// assert_eq!(tinysse::parse::MAX_EVENT_BYTES, 1024 * 1024);
-/// ```
-pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// Default limit for one line and for one event's data buffer, in bytes: a
+/// longer line or event is dropped and `feed` returns [`Error::EventTooLarge`].
+pub(crate) const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// U+FEFF BYTE ORDER MARK, encoded as UTF-8.
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 
 /// One line of an event stream, classified per the WHATWG rules.
-///
-/// ```
-/// use tinysse::parse::{Line, classify};
-///
-/// match classify("retry: 3000") {
-///     Line::Field("retry", millis) => assert_eq!(millis, "3000"),
-///     other => panic!("not a retry field: {other:?}"),
-/// }
-/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Line<'a> {
+pub(crate) enum Line<'a> {
     /// An empty line: dispatch the event.
     Blank,
     /// A line starting with ':' (text after the colon, as is).
@@ -138,16 +123,7 @@ pub enum Line<'a> {
 }
 
 /// Classify one line (without its line ending).
-///
-/// ```
-/// use tinysse::parse::{classify, Line};
-///
-/// assert_eq!(classify(""), Line::Blank);
-/// assert_eq!(classify(": keep-alive"), Line::Comment(" keep-alive"));
-/// assert_eq!(classify("data:  two spaces"), Line::Field("data", " two spaces"));
-/// assert_eq!(classify("data"), Line::Field("data", ""));
-/// ```
-pub fn classify(line: &str) -> Line<'_> {
+pub(crate) fn classify(line: &str) -> Line<'_> {
     // If the line is empty (a blank line)
     //     Dispatch the event, as defined below.
     if line.is_empty() {
@@ -185,20 +161,8 @@ pub fn classify(line: &str) -> Line<'_> {
 /// A line is handed out as soon as its line ending arrives. Bytes after the last
 /// line ending wait for the next [`feed`](Lines::feed). If the stream ends there,
 /// they are never handed out.
-///
-/// ```
-/// use tinysse::parse::Lines;
-///
-/// let mut lines = Lines::new(1024);
-/// let mut seen = Vec::new();
-/// for chunk in [&b"\xEF\xBB"[..], b"\xBFone\r", b"\ntwo\rthr", b"ee\n"] {
-///     lines.feed(chunk, &mut |line| seen.push(line.to_owned()))?;
-/// }
-/// assert_eq!(seen, ["one", "two", "three"]);
-/// # Ok::<(), tinysse::Error>(())
-/// ```
 #[derive(Debug, Clone)]
-pub struct Lines {
+pub(crate) struct Lines {
     /// The most bytes one line may have, not counting its line ending.
     limit: usize,
     /// Whether we are still at the start of the stream, looking for a BOM.
@@ -232,15 +196,7 @@ enum Piece<'a> {
 impl Lines {
     /// A splitter whose lines may be at most `limit` bytes long (not counting
     /// the line ending).
-    ///
-    /// ```
-    /// use tinysse::parse::Lines;
-    ///
-    /// let mut lines = Lines::new(2);
-    /// assert!(lines.feed(b"ab\r\n", &mut |_| {}).is_ok());
-    /// assert!(lines.feed(b"abc\n", &mut |_| {}).is_err());
-    /// ```
-    pub fn new(limit: usize) -> Lines {
+    pub(crate) fn new(limit: usize) -> Lines {
         Lines {
             limit,
             start: Start::Bom(0),
@@ -260,17 +216,11 @@ impl Lines {
     /// lines after the long one are still passed to `on_line`, even if they are in
     /// the same call. A call reports `Err` once however many lines overflowed in
     /// it. Later calls that only discard the rest of the long line return `Ok`.
-    ///
-    /// ```
-    /// use tinysse::{Error, parse::Lines};
-    ///
-    /// let mut lines = Lines::new(4);
-    /// let mut seen = Vec::new();
-    /// let result = lines.feed(b"far too long\nok\n", &mut |line| seen.push(line.to_owned()));
-    /// assert!(matches!(result, Err(Error::EventTooLarge)));
-    /// assert_eq!(seen, ["ok"]);
-    /// ```
-    pub fn feed(&mut self, bytes: &[u8], on_line: &mut dyn FnMut(&str)) -> Result<(), Error> {
+    pub(crate) fn feed(
+        &mut self,
+        bytes: &[u8],
+        on_line: &mut dyn FnMut(&str),
+    ) -> Result<(), Error> {
         let mut overflowed = false;
         self.split(bytes, &mut |piece| match piece {
             Piece::Line(line) => on_line(line),
@@ -402,7 +352,7 @@ pub struct Message {
 /// requires.
 ///
 /// ```
-/// use tinysse::parse::{Message, Parser};
+/// use tinysse::{Message, Parser};
 ///
 /// let mut parser = Parser::new();
 /// let mut out = Vec::new();
@@ -459,7 +409,7 @@ impl Default for Parser {
 }
 
 impl Parser {
-    /// A parser with limit [`MAX_EVENT_BYTES`].
+    /// A parser whose limit for one line and for one event is 1 MiB.
     ///
     /// ```
     /// let parser = tinysse::Parser::new();
@@ -739,18 +689,52 @@ impl Interpreter {
 /// Returns `None` for an empty value or for any character that is not `0`–`9`
 /// (this also rejects signs, spaces and non-ASCII digits). A value too large for
 /// a `u64` saturates to `u64::MAX` instead of overflowing.
-fn parse_retry(value: &str) -> Option<u64> {
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(value.bytes().fold(0u64, |n, digit| {
-        n.saturating_mul(10).saturating_add(u64::from(digit - b'0'))
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lower layers on their own (these were their doc examples).
+    #[test]
+    fn lines_and_classify_alone() {
+        let mut fields = Vec::new();
+        Lines::new(1024)
+            .feed(b"event: tick\r\ndata: 1\r\n\r\n", &mut |line| {
+                if let Line::Field(name, value) = classify(line) {
+                    fields.push(format!("{name}={value}"));
+                }
+            })
+            .unwrap();
+        assert_eq!(fields, ["event=tick", "data=1"]);
+        assert_eq!(classify(""), Line::Blank);
+        assert_eq!(classify(": keep-alive"), Line::Comment(" keep-alive"));
+        assert_eq!(
+            classify("data:  two spaces"),
+            Line::Field("data", " two spaces")
+        );
+        assert_eq!(classify("data"), Line::Field("data", ""));
+        assert_eq!(classify("retry: 3000"), Line::Field("retry", "3000"));
+
+        let mut lines = Lines::new(1024);
+        let mut seen = Vec::new();
+        for chunk in [&b"\xEF\xBB"[..], b"\xBFone\r", b"\ntwo\rthr", b"ee\n"] {
+            lines
+                .feed(chunk, &mut |line| seen.push(line.to_owned()))
+                .unwrap();
+        }
+        assert_eq!(seen, ["one", "two", "three"]);
+
+        let mut lines = Lines::new(2);
+        assert!(lines.feed(b"ab\r\n", &mut |_| {}).is_ok());
+        assert!(lines.feed(b"abc\n", &mut |_| {}).is_err());
+
+        let mut lines = Lines::new(4);
+        let mut seen = Vec::new();
+        let result = lines.feed(b"far too long\nok\n", &mut |line| {
+            seen.push(line.to_owned())
+        });
+        assert!(matches!(result, Err(Error::EventTooLarge)));
+        assert_eq!(seen, ["ok"]);
+    }
 
     /// The expected events: `(event type, data, last event ID)`.
     type Expected<'a> = &'a [(&'a str, &'a str, &'a str)];

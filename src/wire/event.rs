@@ -1,18 +1,8 @@
 //! Events: build, validate and encode them to the exact bytes on the wire.
 //!
 //! This module does no I/O. The hub encodes each published event once, with
-//! [`Event::encode_into`], and every subscriber writes those same bytes.
-//!
-//! A stream is a `retry` frame, then events and comment frames:
-//!
-//! ```
-//! use tinysse::{Event, event};
-//!
-//! let mut stream = event::retry_frame(2000);
-//! Event::new("hi").with_id("1").encode_into(&mut stream);
-//! stream.extend(event::comment_frame("keep-alive"));
-//! assert_eq!(stream, b"retry: 2000\n\nid: 1\ndata: hi\n\n: keep-alive\n\n");
-//! ```
+//! [`Event::encode_into`], and every subscriber writes those same bytes. A
+//! stream is a `retry` frame, then events and comment frames.
 
 use crate::Error;
 
@@ -183,23 +173,29 @@ impl Event {
 }
 
 /// The `retry: <millis>` frame a stream starts with (and ends with at shutdown).
-///
-/// ```
-/// assert_eq!(tinysse::event::retry_frame(3000), b"retry: 3000\n\n");
-/// ```
-pub fn retry_frame(millis: u64) -> Vec<u8> {
+pub(crate) fn retry_frame(millis: u64) -> Vec<u8> {
     format!("retry: {millis}\n\n").into_bytes()
 }
 
 /// A comment frame: `: text` and a blank line. Clients ignore it; it keeps
 /// proxies and idle connections alive. Line breaks in `text` become spaces.
-///
-/// ```
-/// assert_eq!(tinysse::event::comment_frame("heartbeat"), b": heartbeat\n\n");
-/// ```
-pub fn comment_frame(text: &str) -> Vec<u8> {
+pub(crate) fn comment_frame(text: &str) -> Vec<u8> {
     let text = text.replace(['\r', '\n'], " ");
     format!(": {text}\n\n").into_bytes()
+}
+
+/// A `retry` value: "If the field value consists of only ASCII digits, then
+/// interpret the field value as an integer in base ten". `None` for anything
+/// else, the empty string included; a value too large for a `u64` saturates.
+/// The one check for every `retry` tinysse reads: stream fields and publish
+/// requests.
+pub(crate) fn parse_retry(value: &str) -> Option<u64> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.bytes().fold(0u64, |n, digit| {
+        n.saturating_mul(10).saturating_add(u64::from(digit - b'0'))
+    }))
 }
 
 fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -297,6 +293,25 @@ mod tests {
     #[test]
     fn frames() {
         assert_eq!(retry_frame(0), b"retry: 0\n\n");
+        assert_eq!(retry_frame(3000), b"retry: 3000\n\n");
+        assert_eq!(comment_frame("heartbeat"), b": heartbeat\n\n");
         assert_eq!(comment_frame("a\nb"), b": a b\n\n");
+    }
+
+    #[test]
+    fn retry_values() {
+        for (text, expected) in [
+            ("0", Some(0)),
+            ("3000", Some(3000)),
+            ("007", Some(7)),
+            ("99999999999999999999999", Some(u64::MAX)),
+            ("", None),
+            ("1s", None),
+            ("-1", None),
+            (" 1", None),
+            ("１", None),
+        ] {
+            assert_eq!(parse_retry(text), expected, "{text:?}");
+        }
     }
 }

@@ -1,43 +1,16 @@
 //! Counters for `GET /metrics`, rendered in the Prometheus text format.
 //!
 //! Plain atomics: counting never takes the hub lock.
-//!
-//! ```
-//! use tinysse::Hub;
-//! use tinysse::metrics::Metrics;
-//!
-//! let metrics = Metrics::default();
-//! metrics.request(200);
-//! let text = metrics.render(&Hub::new().stats());
-//! assert!(text.contains("\n# TYPE tinysse_requests_total counter\n"));
-//! assert!(text.contains("\ntinysse_requests_total{code=\"200\"} 1\n"));
-//! ```
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::http::STATUSES;
 use crate::hub::HubStats;
 
-/// The status codes counted one by one; any other counts as `other`.
-const STATUSES: [u16; 17] = [
-    100, 200, 204, 400, 401, 403, 404, 405, 408, 411, 413, 414, 431, 500, 501, 503, 505,
-];
-
 /// Why a subscriber was dropped by the server (not by its client).
-///
-/// ```
-/// use tinysse::Hub;
-/// use tinysse::metrics::{DropReason, Metrics};
-///
-/// let shutting_down = true;
-/// let reason = if shutting_down { DropReason::Shutdown } else { DropReason::WriteTimeout };
-/// let metrics = Metrics::default();
-/// metrics.dropped(reason);
-/// let text = metrics.render(&Hub::new().stats());
-/// assert!(text.contains("\ntinysse_subscribers_dropped_total{reason=\"shutdown\"} 1\n"));
-/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// Its socket accepted nothing for the write timeout.
     WriteTimeout,
     /// The server was at `--max-subscribers` (answered "full", retry later).
@@ -62,24 +35,9 @@ impl DropReason {
     }
 }
 
-/// The server's counters.
-///
-/// Shared by every connection thread without a lock:
-///
-/// ```
-/// use tinysse::Hub;
-/// use tinysse::metrics::Metrics;
-///
-/// let metrics = Metrics::default();
-/// std::thread::scope(|scope| {
-///     for _ in 0..4 {
-///         scope.spawn(|| metrics.sent(10));
-///     }
-/// });
-/// assert!(metrics.render(&Hub::new().stats()).contains("\ntinysse_bytes_sent_total 40\n"));
-/// ```
+/// The server's counters, shared by every connection thread without a lock.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     connections: AtomicU64,
     delivered: AtomicU64,
     bytes_sent: AtomicU64,
@@ -89,95 +47,33 @@ pub struct Metrics {
 
 impl Metrics {
     /// A connection was accepted (`+1`) or closed (`-1`).
-    ///
-    /// ```
-    /// use tinysse::metrics::Metrics;
-    ///
-    /// let metrics = Metrics::default();
-    /// metrics.connection_opened();
-    /// assert_eq!(metrics.connections(), 1);
-    /// ```
-    pub fn connection_opened(&self) {
+    pub(crate) fn connection_opened(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// See [`Metrics::connection_opened`].
-    ///
-    /// ```
-    /// use tinysse::metrics::Metrics;
-    ///
-    /// let metrics = Metrics::default();
-    /// metrics.connection_opened();
-    /// // ... serve the connection ...
-    /// metrics.connection_closed();
-    /// assert_eq!(metrics.connections(), 0);
-    /// ```
-    pub fn connection_closed(&self) {
+    pub(crate) fn connection_closed(&self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Connections open now.
-    ///
-    /// ```
-    /// use tinysse::Hub;
-    /// use tinysse::metrics::Metrics;
-    ///
-    /// let metrics = Metrics::default();
-    /// metrics.connection_opened();
-    /// metrics.connection_opened();
-    /// assert_eq!(metrics.connections(), 2);
-    /// assert!(metrics.render(&Hub::new().stats()).contains("\ntinysse_connections 2\n"));
-    /// ```
-    pub fn connections(&self) -> u64 {
+    pub(crate) fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
     }
 
     /// `events` events in `bytes` bytes were written to a subscriber.
-    ///
-    /// ```
-    /// use tinysse::Hub;
-    /// use tinysse::metrics::Metrics;
-    ///
-    /// let metrics = Metrics::default();
-    /// metrics.delivered(3, 120);
-    /// let text = metrics.render(&Hub::new().stats());
-    /// assert!(text.contains("\ntinysse_events_delivered_total 3\n"));
-    /// assert!(text.contains("\ntinysse_bytes_sent_total 120\n"));
-    /// ```
-    pub fn delivered(&self, events: usize, bytes: usize) {
+    pub(crate) fn delivered(&self, events: usize, bytes: usize) {
         self.delivered.fetch_add(events as u64, Ordering::Relaxed);
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// Other bytes (heads, heartbeats, responses) were written.
-    ///
-    /// ```
-    /// use tinysse::Hub;
-    /// use tinysse::metrics::Metrics;
-    ///
-    /// let metrics = Metrics::default();
-    /// metrics.sent(75);
-    /// let text = metrics.render(&Hub::new().stats());
-    /// assert!(text.contains("\ntinysse_bytes_sent_total 75\n"));
-    /// assert!(text.contains("\ntinysse_events_delivered_total 0\n"));
-    /// ```
-    pub fn sent(&self, bytes: usize) {
+    pub(crate) fn sent(&self, bytes: usize) {
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// A subscriber was dropped for `reason`.
-    ///
-    /// ```
-    /// use tinysse::Hub;
-    /// use tinysse::metrics::{DropReason, Metrics};
-    ///
-    /// let metrics = Metrics::default();
-    /// metrics.dropped(DropReason::Full);
-    /// let text = metrics.render(&Hub::new().stats());
-    /// assert!(text.contains("\ntinysse_subscribers_dropped_total{reason=\"full\"} 1\n"));
-    /// assert!(text.contains("\ntinysse_subscribers_dropped_total{reason=\"write_timeout\"} 0\n"));
-    /// ```
-    pub fn dropped(&self, reason: DropReason) {
+    pub(crate) fn dropped(&self, reason: DropReason) {
         let index = DropReason::ALL
             .iter()
             .position(|&known| known == reason)
@@ -187,47 +83,17 @@ impl Metrics {
 
     /// A response with `status` was sent.
     ///
-    /// Statuses never sent are left out; unknown ones count as `other`:
-    ///
-    /// ```
-    /// use tinysse::Hub;
-    /// use tinysse::metrics::Metrics;
-    ///
-    /// let metrics = Metrics::default();
-    /// metrics.request(404);
-    /// metrics.request(418);
-    /// let text = metrics.render(&Hub::new().stats());
-    /// assert!(text.contains("\ntinysse_requests_total{code=\"404\"} 1\n"));
-    /// assert!(text.contains("\ntinysse_requests_total{code=\"other\"} 1\n"));
-    /// assert!(!text.contains("{code=\"200\"}"));
-    /// ```
-    pub fn request(&self, status: u16) {
+    /// Statuses never sent are left out; unknown ones count as `other`.
+    pub(crate) fn request(&self, status: u16) {
         let index = STATUSES
             .iter()
-            .position(|&known| known == status)
+            .position(|&(known, _)| known == status)
             .unwrap_or(STATUSES.len());
         self.requests[index].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every counter and of `hub`.
-    ///
-    /// ```
-    /// use tinysse::metrics::Metrics;
-    /// use tinysse::{Event, Hub};
-    ///
-    /// let hub = Hub::new();
-    /// hub.publish("default", Event::new("hello"))?;
-    /// let text = Metrics::default().render(&hub.stats());
-    /// let first: Vec<&str> = text.lines().take(3).collect();
-    /// assert_eq!(first, [
-    ///     "# HELP tinysse_subscribers Subscribers connected now.",
-    ///     "# TYPE tinysse_subscribers gauge",
-    ///     "tinysse_subscribers 0",
-    /// ]);
-    /// assert!(text.contains("\ntinysse_events_published_total 1\n"));
-    /// # Ok::<(), tinysse::Error>(())
-    /// ```
-    pub fn render(&self, hub: &HubStats) -> String {
+    pub(crate) fn render(&self, hub: &HubStats) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
             let _ = writeln!(
@@ -289,7 +155,7 @@ impl Metrics {
         );
         let requests: Vec<_> = STATUSES
             .iter()
-            .map(|status| status.to_string())
+            .map(|(status, _)| status.to_string())
             .chain(["other".to_string()])
             .zip(&self.requests)
             .filter(|(_, counter)| load(counter) > 0)

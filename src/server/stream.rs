@@ -1,0 +1,174 @@
+//! Subscribing: `GET /events`, from the request to a subscription streamed
+//! to the client until it leaves, stalls, or the server shuts down.
+
+use std::io::{self, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+
+use super::access::may_subscribe;
+use super::metrics::DropReason;
+use super::route::{After, cors_headers, respond_error};
+use super::{Level, Shared};
+use crate::Error;
+use crate::http::{Conn, Request, stream_head};
+use crate::hub::{Filter, Streaming, Subscription};
+use crate::wire::event::{comment_frame, retry_frame};
+use crate::wire::id::jittered;
+
+pub(super) fn subscribe(
+    shared: &Arc<Shared>,
+    conn: &mut Conn<TcpStream>,
+    owned: Request,
+    peer: &str,
+) -> After {
+    let request = &owned;
+    let mut subscription = match subscription_for(shared, request) {
+        Ok(subscription) => subscription,
+        Err(Error::Full) => {
+            // 200, so that browsers come back later instead of giving up; a
+            // jittered retry spreads the reconnections out.
+            let retry = jittered(shared.config.retry_ms);
+            let mut headers = cors_headers(shared, request);
+            headers.push(("Retry-After", retry.div_ceil(1000).to_string()));
+            let mut bytes = stream_head(&headers);
+            bytes.extend_from_slice(&comment_frame("server full, try again later"));
+            bytes.extend_from_slice(&retry_frame(retry));
+            shared.metrics.request(200);
+            shared.metrics.dropped(DropReason::Full);
+            let _ = conn.get_mut().write_all(&bytes);
+            let _ = conn.get_ref().shutdown(Shutdown::Write);
+            return After::Close;
+        }
+        Err(err) => {
+            respond_error(shared, conn, &err, Some(request));
+            return After::Close;
+        }
+    };
+    conn.release_buffer();
+    let mut bytes = stream_head(&cors_headers(shared, request));
+    // "The body starts at once with retry: <ms> and a blank line."
+    bytes.extend_from_slice(&retry_frame(shared.config.retry_ms));
+    if let Some(greet) = shared.hooks().and_then(|hooks| hooks.greeter.as_ref()) {
+        for event in greet(request) {
+            if event.validate().is_ok() {
+                event.encode_into(&mut bytes);
+            }
+        }
+    }
+    shared.metrics.request(200);
+    if shared.logs() {
+        let topics = describe_topics(request);
+        shared.log(
+            Level::Info,
+            format_args!("subscriber {peer} arrived ({topics})"),
+        );
+    }
+    // The stream may last for days: do not keep the request's strings.
+    drop(owned);
+    let reason = stream_events(shared, conn.get_mut(), &mut subscription, &bytes);
+    drop(subscription);
+    shared.log(
+        Level::Info,
+        format_args!("subscriber {peer} left ({reason})"),
+    );
+    After::Close
+}
+
+/// The subscription a `GET /events` asks for, or the error to answer.
+fn subscription_for(shared: &Arc<Shared>, request: &Request) -> Result<Subscription, Error> {
+    let query = request.query_pairs()?;
+    let value = |name: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    may_subscribe(shared, request, value("token"))?;
+    let topics: Vec<&str> = query
+        .iter()
+        .filter(|(key, _)| key == "topic")
+        .map(|(_, value)| value.as_str())
+        .collect();
+    // The header wins: it is what a reconnecting browser sends.
+    let last_id = request
+        .header("last-event-id")
+        .filter(|id| !id.is_empty())
+        .or_else(|| value("last_event_id"))
+        .or_else(|| value("lastEventId"));
+    shared.hub.subscribe_with(Filter::new(&topics)?, last_id)
+}
+
+fn describe_topics(request: &Request) -> String {
+    let topics: Vec<String> = request
+        .query_pairs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| key == "topic")
+        .map(|(_, value)| value)
+        .collect();
+    if topics.is_empty() {
+        "all topics".to_string()
+    } else {
+        format!("topics {}", topics.join(","))
+    }
+}
+
+/// Writes the stream's first bytes, then the subscription until it ends.
+/// Returns why it ended.
+fn stream_events(
+    shared: &Shared,
+    stream: &mut TcpStream,
+    subscription: &mut Subscription,
+    first: &[u8],
+) -> &'static str {
+    let closed = || peer_closed(stream);
+    let sent = |events, bytes| shared.metrics.delivered(events, bytes);
+    let how = Streaming {
+        heartbeat: shared.config.heartbeat,
+        retry_ms: shared.config.retry_ms,
+        peer_closed: Some(&closed),
+        sent: &sent,
+    };
+    let mut out: &TcpStream = stream;
+    let result = out.write_all(first).and_then(|()| {
+        shared.metrics.sent(first.len());
+        subscription.stream(&mut out, &how)
+    });
+    match result {
+        Ok(()) => {
+            shared.metrics.dropped(DropReason::Shutdown);
+            "shutdown"
+        }
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            shared.metrics.dropped(DropReason::WriteTimeout);
+            shared.log(
+                Level::Error,
+                format_args!("dropped a subscriber that accepted nothing for the write timeout"),
+            );
+            "write timeout"
+        }
+        Err(_) => "disconnected",
+    }
+}
+
+/// Whether the client has closed its end (a read would return end of
+/// stream) or the connection failed.
+fn peer_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let closed = match stream.peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(err) => err.kind() != io::ErrorKind::WouldBlock,
+    };
+    let _ = stream.set_nonblocking(false);
+    closed
+}
