@@ -194,9 +194,11 @@ impl ResponseHead {
     /// How the response's body is delimited: chunked, `Content-Length`, or
     /// until the connection closes (RFC 9112 §6.3).
     pub fn body_framing(&self) -> Framing {
-        let chunked = self
-            .header("transfer-encoding")
-            .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
+        let chunked = self.header("transfer-encoding").is_some_and(|value| {
+            value
+                .split(',')
+                .any(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
+        });
         if chunked {
             return Framing::Chunked;
         }

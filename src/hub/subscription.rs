@@ -44,9 +44,14 @@ impl Filter {
         for topic in topics {
             check_topic(topic)?;
         }
-        let mut sorted: Vec<Box<str>> = topics.iter().map(|&topic| Box::from(topic)).collect();
-        sorted.sort();
-        sorted.dedup();
+        // Insertion sort, dropping repeats: a few dozen topics at most, and
+        // no generic sort in the binary.
+        let mut sorted: Vec<Box<str>> = Vec::with_capacity(topics.len());
+        for &topic in topics {
+            if let Err(at) = sorted.binary_search_by(|probe| (**probe).cmp(topic)) {
+                sorted.insert(at, Box::from(topic));
+            }
+        }
         Ok(match sorted.len() {
             0 => Filter::All,
             1 => Filter::One(Arc::from(&*sorted[0])),
