@@ -29,6 +29,15 @@ pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes asked for per read.
 const READ_CHUNK: usize = 4096;
 
+/// `timeout` from now; a timeout too large to add (a huge configured value)
+/// means a year.
+fn deadline(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 /// A byte stream whose reads can be given a time limit: a `TcpStream`, or
 /// bytes in memory (`&[u8]`, whose reads never block).
 pub trait Stream: Read {
@@ -241,7 +250,7 @@ impl<S: Stream> Conn<S> {
         limits: Limits,
         skip_blank_lines: bool,
     ) -> Result<Option<usize>, (Error, bool)> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline(timeout);
         let mut scan = HeadScan::default();
         loop {
             while skip_blank_lines
@@ -270,7 +279,7 @@ impl<S: Stream> Conn<S> {
 
     /// Reads a whole body of at most `max` bytes (more: 413), within 30 s.
     pub fn read_body(&mut self, framing: Framing, max: usize) -> Result<Vec<u8>, Error> {
-        let deadline = Instant::now() + BODY_TIMEOUT;
+        let deadline = deadline(BODY_TIMEOUT);
         let mut body = Vec::new();
         let mut reader = Body::new(framing);
         if let Framing::Length(length) = framing {
@@ -421,7 +430,7 @@ impl<S: Stream> Read for BodyReader<'_, S> {
         if out.is_empty() {
             return Ok(0);
         }
-        let deadline = Instant::now() + self.idle;
+        let deadline = deadline(self.idle);
         let piece = match self
             .body
             .next_piece(self.conn, deadline, out.len(), u64::MAX)

@@ -13,6 +13,8 @@ use crate::wire::event::{Event, comment_frame, retry_frame};
 use crate::wire::id::{Id, jittered};
 use crate::wire::topic::check_topic;
 
+/// The most topics one subscription may name; more are refused with 400.
+pub(crate) const MAX_TOPICS: usize = 64;
 /// The most bytes [`Subscription::next`] hands out in one call (it always
 /// hands out at least one whole event).
 pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -25,9 +27,14 @@ const IDLE_BATCH_FRAMES: usize = 16;
 /// How often an idle stream with heartbeats off checks, at most, that its
 /// client is still connected.
 const IDLE_CHECK: Duration = Duration::from_secs(30);
-/// The first check for a departed client, a moment after the stream opened
-/// or last wrote; each later one waits twice as long.
+/// The first check for a departed client, a moment after the stream opened;
+/// each later one waits twice as long.
 const FIRST_CLOSE_CHECK: Duration = Duration::from_millis(1);
+/// The first check for a departed client after the stream wrote something:
+/// later than at the start, so that a steady stream of events (faster than
+/// this) adds no wake-ups, and soon enough that a client that leaves after
+/// a burst is found in a moment.
+const TRAFFIC_CLOSE_CHECK: Duration = Duration::from_millis(250);
 
 /// Which events a subscription wants.
 #[derive(Debug)]
@@ -41,6 +48,9 @@ pub(crate) enum Filter {
 impl Filter {
     /// A filter for `topics`, checked; none means all.
     pub(crate) fn new(topics: &[&str]) -> Result<Filter, Error> {
+        if topics.len() > MAX_TOPICS {
+            return Err(Error::BadRequest("at most 64 topics in one subscription"));
+        }
         for topic in topics {
             check_topic(topic)?;
         }
@@ -446,7 +456,7 @@ impl Subscription {
                     if how.peer_closed.is_some_and(|closed| closed()) {
                         return Err(io::ErrorKind::ConnectionAborted.into());
                     }
-                    check_every = (check_every * 2).min(longest_check);
+                    check_every = check_every.saturating_mul(2).min(longest_check);
                     if heartbeat.is_zero() || last_write.elapsed() < heartbeat {
                         continue;
                     }
@@ -462,6 +472,9 @@ impl Subscription {
             batch.write_to(out)?;
             (how.sent)(events, bytes);
             last_write = Instant::now();
+            if events > 0 {
+                check_every = TRAFFIC_CLOSE_CHECK.min(longest_check);
+            }
         }
     }
 }

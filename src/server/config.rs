@@ -51,6 +51,10 @@ pub struct Config {
     pub head_timeout: Duration,
     /// Origins allowed by CORS; `*` allows any (`--cors-origin`, repeatable).
     pub cors_origins: Vec<String>,
+    /// Connections from one client address at most (`--max-per-address`);
+    /// `None`: 64 on a non-loopback address, no limit on loopback; `Some(0)`:
+    /// no limit.
+    pub max_per_address: Option<usize>,
 }
 
 impl Default for Config {
@@ -68,6 +72,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(30),
             head_timeout: HEAD_TIMEOUT,
             cors_origins: Vec::new(),
+            max_per_address: None,
         }
     }
 }

@@ -19,6 +19,29 @@ pub(crate) enum DropReason {
     Shutdown,
 }
 
+/// Why a connection was closed by the server before it was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Every connection slot was taken (503).
+    Full,
+    /// Its client address had `--max-per-address` connections open (503).
+    PerAddress,
+    /// It waited longest for its request head when a slot was needed (408).
+    SlowHead,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 3] = [Refusal::Full, Refusal::PerAddress, Refusal::SlowHead];
+
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::Full => "full",
+            Refusal::PerAddress => "per_address",
+            Refusal::SlowHead => "slow_head",
+        }
+    }
+}
+
 impl DropReason {
     const ALL: [DropReason; 3] = [
         DropReason::WriteTimeout,
@@ -42,6 +65,8 @@ pub(crate) struct Metrics {
     delivered: AtomicU64,
     bytes_sent: AtomicU64,
     dropped: [AtomicU64; 3],
+    refused: [AtomicU64; 3],
+    accept_errors: AtomicU64,
     requests: [AtomicU64; STATUSES.len() + 1],
 }
 
@@ -79,6 +104,20 @@ impl Metrics {
             .position(|&known| known == reason)
             .unwrap_or(0);
         self.dropped[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was closed for `why` before it was served.
+    pub(crate) fn refused(&self, why: Refusal) {
+        let index = Refusal::ALL
+            .iter()
+            .position(|&known| known == why)
+            .unwrap_or(0);
+        self.refused[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Accepting a connection failed (out of descriptors, say).
+    pub(crate) fn accept_failed(&self) {
+        self.accept_errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A response with `status` was sent.
@@ -153,6 +192,23 @@ impl Metrics {
             "Subscribers dropped by the server, by reason.",
             &dropped,
         );
+        let refused: Vec<_> = Refusal::ALL
+            .iter()
+            .zip(&self.refused)
+            .map(|(why, counter)| (format!("{{reason=\"{}\"}}", why.label()), load(counter)))
+            .collect();
+        metric(
+            "connections_refused_total",
+            "counter",
+            "Connections closed before they were served: every slot taken (full), too many from one address (per_address), or closed with 408 to make room (slow_head).",
+            &refused,
+        );
+        metric(
+            "accept_errors_total",
+            "counter",
+            "Failed accepts (out of file descriptors, say).",
+            &plain(load(&self.accept_errors)),
+        );
         let requests: Vec<_> = STATUSES
             .iter()
             .map(|(status, _)| status.to_string())
@@ -194,6 +250,7 @@ mod tests {
         metrics.request(200);
         metrics.request(299);
         metrics.dropped(DropReason::WriteTimeout);
+        metrics.refused(Refusal::SlowHead);
         let stats = HubStats {
             subscribers: 2,
             published: 7,
@@ -209,6 +266,9 @@ mod tests {
             "tinysse_requests_total{code=\"200\"} 2",
             "tinysse_requests_total{code=\"other\"} 1",
             "tinysse_subscribers_dropped_total{reason=\"write_timeout\"} 1",
+            "tinysse_connections_refused_total{reason=\"slow_head\"} 1",
+            "tinysse_connections_refused_total{reason=\"per_address\"} 0",
+            "tinysse_accept_errors_total 0",
             "tinysse_history_bytes 90",
             "tinysse_gaps_sent_total 4",
         ] {

@@ -41,11 +41,10 @@ mod publish;
 mod route;
 mod stream;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -137,16 +136,18 @@ struct Shared {
     shutting_down: AtomicBool,
     /// Threads answering 503 now.
     rejecting: AtomicUsize,
-    /// Guards a clone of each open connection's socket, by connection number,
-    /// so that shutdown can unblock threads stuck in a read or a write.
-    sockets: Mutex<HashMap<u64, TcpStream>>,
+    /// Connections from one client address at most (resolved from
+    /// `Config::max_per_address` and the listen address).
+    max_per_address: Option<usize>,
+    /// Guards every open connection: its socket (to make room past the cap
+    /// and to unblock its thread at shutdown) and whether it waits for a head.
+    registry: Mutex<accept::Registry>,
     /// Set once by `run`, before the first connection.
     hooks: OnceLock<Hooks>,
-    /// Guards the idle connection threads' hand-over queue.
+    /// Guards the idle connection threads and the connections handed to
+    /// them. Each idle thread waits on a condvar of its own, notified by the
+    /// accept loop when it hands the thread a connection, and at shutdown.
     pool: Mutex<accept::Pool>,
-    /// Notified (one waiter) by the accept loop when it queues a connection,
-    /// and (all waiters) at shutdown. Idle connection threads wait on it.
-    pool_ready: Condvar,
 }
 
 impl Shared {
@@ -156,8 +157,8 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn sockets(&self) -> MutexGuard<'_, HashMap<u64, TcpStream>> {
-        self.sockets
+    fn registry(&self) -> MutexGuard<'_, accept::Registry> {
+        self.registry
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -204,7 +205,7 @@ impl Handle {
             return;
         }
         self.shared.hub.close();
-        self.shared.pool_ready.notify_all();
+        self.shared.pool().wake_all();
         // Wake the accept loop, blocked in `accept`, with a connection to itself.
         let _ = TcpStream::connect_timeout(
             &wake_address(self.shared.local_addr),
@@ -305,6 +306,14 @@ impl Server {
         let listener = TcpListener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
         let open_publish = local_addr.ip().is_loopback();
+        // SPEC §4: 64 on a non-loopback address; off on loopback, where a
+        // local proxy brings every client.
+        let max_per_address = match config.max_per_address {
+            Some(0) => None,
+            Some(max) => Some(max),
+            None if open_publish => None,
+            None => Some(accept::DEFAULT_MAX_PER_ADDRESS),
+        };
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
@@ -315,10 +324,10 @@ impl Server {
                 open_publish,
                 shutting_down: AtomicBool::new(false),
                 rejecting: AtomicUsize::new(0),
-                sockets: Mutex::new(HashMap::new()),
+                max_per_address,
+                registry: Mutex::new(accept::Registry::default()),
                 hooks: OnceLock::new(),
                 pool: Mutex::new(accept::Pool::default()),
-                pool_ready: Condvar::new(),
             }),
             hooks: Hooks::default(),
         })

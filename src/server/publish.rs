@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Shared;
+use super::accept::Socket;
 use super::access::may_publish;
 use super::route::{After, cors_headers, respond_error};
 use crate::Error;
@@ -23,11 +24,11 @@ use crate::wire::topic::{DEFAULT_TOPIC, check_topic};
 
 pub(super) fn publish(
     shared: &Arc<Shared>,
-    conn: &mut Conn<TcpStream>,
+    conn: &mut Conn<Socket>,
     request: &Request,
     framing: Framing,
 ) -> After {
-    let refuse = |conn: &mut Conn<TcpStream>, err: Error| {
+    let refuse = |conn: &mut Conn<Socket>, err: Error| {
         respond_error(shared, conn, &err, Some(request));
         After::Close
     };

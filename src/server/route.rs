@@ -1,10 +1,10 @@
 //! Routing: which endpoint a request goes to, the small documents (the demo
 //! page, `/healthz`, `/metrics`, embedders' pages), CORS, and error answers.
 
-use std::net::TcpStream;
 use std::sync::Arc;
 
 use super::Shared;
+use super::accept::Socket;
 use crate::Error;
 use crate::http::{Conn, Framing, Request, Response};
 
@@ -19,7 +19,7 @@ pub(super) enum After {
 
 pub(super) fn handle_request(
     shared: &Arc<Shared>,
-    conn: &mut Conn<TcpStream>,
+    conn: &mut Conn<Socket>,
     request: Request,
     peer: &str,
 ) -> After {
@@ -114,7 +114,7 @@ fn preflight(shared: &Shared, request: &Request, allow: &str) -> Response {
 /// Answers `err` with its status and one-line reason, and closes.
 pub(super) fn respond_error(
     shared: &Shared,
-    conn: &mut Conn<TcpStream>,
+    conn: &mut Conn<Socket>,
     err: &Error,
     request: Option<&Request>,
 ) {
@@ -131,7 +131,7 @@ pub(super) fn respond_error(
 /// Writes a response and counts it; whether it was written.
 fn send(
     shared: &Shared,
-    conn: &mut Conn<TcpStream>,
+    conn: &mut Conn<Socket>,
     response: &Response,
     head_only: bool,
     keep_alive: bool,

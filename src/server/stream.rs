@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 
+use super::accept::Socket;
 use super::access::may_subscribe;
 use super::metrics::DropReason;
 use super::route::{After, cors_headers, respond_error};
@@ -17,7 +18,7 @@ use crate::wire::id::jittered;
 
 pub(super) fn subscribe(
     shared: &Arc<Shared>,
-    conn: &mut Conn<TcpStream>,
+    conn: &mut Conn<Socket>,
     owned: Request,
     peer: &str,
 ) -> After {
@@ -65,7 +66,7 @@ pub(super) fn subscribe(
     }
     // The stream may last for days: do not keep the request's strings.
     drop(owned);
-    let reason = stream_events(shared, conn.get_mut(), &mut subscription, &bytes);
+    let reason = stream_events(shared, conn.get_ref(), &mut subscription, &bytes);
     drop(subscription);
     shared.log(
         Level::Info,
@@ -118,7 +119,7 @@ fn describe_topics(request: &Request) -> String {
 /// Returns why it ended.
 fn stream_events(
     shared: &Shared,
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     subscription: &mut Subscription,
     first: &[u8],
 ) -> &'static str {

@@ -37,15 +37,22 @@ impl std::fmt::Display for Id {
     }
 }
 
-/// A new run: the start time in milliseconds, made strictly greater than any
-/// earlier run in this process, so that two hubs never share ids. Across
-/// processes the clock does it: a restart takes longer than a millisecond.
+/// Random bits in a run, below the start time: one in a million that two
+/// runs started in the same millisecond share a run.
+const RUN_RANDOM_BITS: u32 = 20;
+
+/// A new run: the start time in milliseconds with random bits mixed in
+/// (SPEC §4: routers often boot without a real-time clock, at the same date
+/// every time), made greater than any earlier run in this process, so that
+/// two hubs never share ids.
 pub(crate) fn new_run() -> u64 {
     static LAST: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
+    let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as u64)
         .unwrap_or(0);
+    let random = random_u64() & ((1 << RUN_RANDOM_BITS) - 1);
+    let now = (millis << RUN_RANDOM_BITS) | random;
     let mut last = LAST.load(Ordering::Relaxed);
     loop {
         let run = now.max(last.saturating_add(1));
@@ -96,8 +103,23 @@ mod tests {
     }
 
     #[test]
-    fn runs_differ_within_a_process() {
-        assert!(new_run() < new_run());
+    fn runs_are_the_start_time_and_random_bits() {
+        let millis = |run: u64| run >> RUN_RANDOM_BITS;
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let (first, second) = (new_run(), new_run());
+        assert!(first < second, "runs grow within a process");
+        assert!(
+            millis(first) >= before && millis(first) < before + 1000,
+            "{first}"
+        );
+        // The random part: new keys each time, so two draws (almost) never
+        // agree in their low bits.
+        let mask = (1 << RUN_RANDOM_BITS) - 1;
+        let draws: std::collections::HashSet<u64> = (0..20).map(|_| random_u64() & mask).collect();
+        assert!(draws.len() > 15, "{draws:?}");
     }
 
     #[test]

@@ -647,3 +647,49 @@ fn client_closes_idle_stream_then_slot_is_freed_at_the_next_heartbeat() {
     let took = closed_at.elapsed();
     assert!(took < Duration::from_millis(5000), "took {took:?}");
 }
+
+#[test]
+fn client_leaving_soon_after_an_event_is_found_without_waiting_for_the_heartbeat() {
+    let server = start(Config {
+        heartbeat: Duration::from_secs(60),
+        ..config()
+    });
+    let mut subscriber = subscribe(server.addr, "/events", "");
+    // Idle long enough that its checks for a departed client are seconds
+    // apart (1 ms, 2 ms, ... 2 s)...
+    std::thread::sleep(Duration::from_secs(3));
+    // ...then traffic: the checks start again soon after it.
+    let (status, _) = publish(server.addr, "", None, b"one");
+    assert_eq!(status, 200);
+    assert_eq!(subscriber.next_event().data, "one");
+    let closed_at = std::time::Instant::now();
+    drop(subscriber);
+    wait_until("the subscriber's slot is freed", || {
+        server.hub().subscriber_count() == 0
+    });
+    let took = closed_at.elapsed();
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+}
+
+#[test]
+fn settings_at_their_largest_do_not_overflow() {
+    let server = start(Config {
+        retry_ms: u64::MAX,
+        heartbeat: Duration::MAX,
+        head_timeout: Duration::MAX,
+        write_timeout: Duration::MAX,
+        max_subscribers: 1,
+        ..config()
+    });
+    let mut first = subscribe(server.addr, "/events", "");
+    assert!(String::from_utf8_lossy(&first.raw).starts_with(&format!("retry: {}\n", u64::MAX)));
+    // The full answer's jittered retry saturates.
+    let mut full = crate::support::open_stream(server.addr, "/events", "");
+    assert!(full.head.contains("Retry-After: "), "{}", full.head);
+    let body = String::from_utf8_lossy(&full.read_to_end()).into_owned();
+    assert!(body.contains(&format!("retry: {}\n", u64::MAX)), "{body}");
+    let (status, _) = publish(server.addr, "", None, b"still fine");
+    assert_eq!(status, 200);
+    assert_eq!(first.next_event().data, "still fine");
+    assert!(server.shutdown() < Duration::from_secs(5));
+}

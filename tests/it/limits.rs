@@ -674,22 +674,26 @@ fn third_subscriber_over_cap_told_to_retry_later_then_one_leaves_and_a_new_one_g
 // connections in all: max_subscribers + 64, 503 with Retry-After, close
 
 #[test]
-fn connection_over_cap_gets_503_then_a_freed_slot_is_reused() {
+fn connection_over_cap_gets_503_when_none_waits_for_a_head_then_a_freed_slot_is_reused() {
     let server = start(Config {
         max_subscribers: 1,
-        // The idle connections below must stay open for the whole test.
-        head_timeout: Duration::from_secs(60),
         ..config()
     });
-    // Fill the cap: one subscriber and 64 connections that sent part of a head.
-    // No other connection is made before the one that must be refused, so the
-    // count is exact: the server counts each connection when it accepts it,
-    // in order, and none of these ends.
+    // Fill the cap with connections past their head, which are never closed
+    // to make room (SPEC §4): one subscriber and 64 publishes whose body is
+    // still arriving. No other connection is made before the one that must
+    // be refused, so the count is exact: the server counts each connection
+    // when it accepts it, in order, and none of these ends.
     let _subscriber = subscribe(server.addr, "/events", "");
     let mut idle: Vec<TcpStream> = (0..EXTRA_CONNECTIONS)
         .map(|_| {
             let mut stream = connect(server.addr);
-            stream.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+            let head = "POST /publish HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n";
+            stream.write_all(head.as_bytes()).unwrap();
+            // The server read the head: it asks for the body.
+            let response = read_response_with(&mut stream, false, true);
+            assert_eq!(response.status, 100);
+            stream.write_all(b"half").unwrap();
             stream
         })
         .collect();
@@ -715,13 +719,13 @@ fn connection_over_cap_gets_503_then_a_freed_slot_is_reused() {
         Some(503)
     );
 
-    // One idle connection leaves; its slot goes to the next client (here the
+    // One publisher leaves; its slot goes to the next client (here the
     // metrics request itself, counted among the 65).
     drop(idle.pop());
     wait_until("a freed connection slot is reused", || {
         try_metric(server.addr, "tinysse_connections") == Some(65)
     });
-    // The subscriber and the other idle connections were not disturbed. (Asked
+    // The subscriber and the other publishers were not disturbed. (Asked
     // of the hub, not over a connection: the cap is full again.)
     assert_eq!(server.hub().subscriber_count(), 1);
     for stream in &mut idle {
@@ -730,9 +734,48 @@ fn connection_over_cap_gets_503_then_a_freed_slot_is_reused() {
         let read = stream.read(&mut byte);
         assert!(
             matches!(&read, Err(err) if err.kind() == ErrorKind::WouldBlock),
-            "an idle connection was answered or closed: {read:?}"
+            "a publisher mid-body was answered or closed: {read:?}"
         );
     }
+}
+
+#[test]
+fn past_the_cap_the_longest_waiting_head_gets_408_to_make_room() {
+    let server = start(Config {
+        max_subscribers: 1,
+        head_timeout: Duration::from_secs(60),
+        ..config()
+    });
+    // Fill the cap with connections that sent part of a head, oldest first.
+    let _subscriber = subscribe(server.addr, "/events", "");
+    let mut slow: Vec<TcpStream> = (0..EXTRA_CONNECTIONS)
+        .map(|_| {
+            let mut stream = connect(server.addr);
+            stream.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+            stream
+        })
+        .collect();
+    // A real client still gets in: the oldest slow head makes room.
+    let (response, _stream) = exchange(
+        server.addr,
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((response.status, response.text().as_str()), (200, "ok\n"));
+    let oldest = &mut slow[0];
+    let response = read_response(oldest);
+    assert_reason(&response, 408, "in time");
+    assert_closed(oldest);
+    // The others were left alone.
+    for stream in &mut slow[1..] {
+        stream.set_nonblocking(true).unwrap();
+        let read = stream.read(&mut [0u8; 1]);
+        assert!(
+            matches!(&read, Err(err) if err.kind() == ErrorKind::WouldBlock),
+            "a newer slow head was answered or closed: {read:?}"
+        );
+    }
+    let refused = "tinysse_connections_refused_total{reason=\"slow_head\"}";
+    assert!(metric(server.addr, refused) >= 1);
 }
 
 // ---------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 mod support;
 
+mod attack;
+
 mod bench_example;
 mod cli;
 mod client;

@@ -262,14 +262,14 @@ fn publish_more_than_history_count_then_resume_from_evicted_ids() {
     assert_stream(&mut subscriber, &expected);
 }
 
-/// How many digits a run id (milliseconds since the epoch) has now.
+/// How many digits a run id has now: the start time in milliseconds with
+/// 20 random bits below it (the same count for any random bits until 2037).
 fn run_digits_now() -> usize {
-    std::time::SystemTime::now()
+    let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis()
-        .to_string()
-        .len()
+        .as_millis() as u64;
+    (millis << 20).to_string().len()
 }
 
 #[test]

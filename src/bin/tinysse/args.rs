@@ -38,6 +38,8 @@ Flags:
   --max-body SIZE          largest publish body (64KiB)
   --write-timeout SECS     drop a subscriber whose socket accepts nothing this long (30)
   --cors-origin ORIGIN     allow this origin (or *) by CORS; repeatable
+  --max-per-address N      connections from one client address; 0: no limit
+                           (64 on a non-loopback address, no limit on loopback)
   --stdin                  publish each non-empty line of standard input as an event
   --stdin-topic T          topic for --stdin events (default)
   --stdin-event E          event type for --stdin events (none: message)
@@ -77,17 +79,20 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
             "--subscribe-token" => config.subscribe_token = Some(non_empty(flag, value()?)?),
             "--history" => config.history = at_least_one(flag, parse_count(flag, &value()?)?)?,
             "--history-bytes" => config.history_bytes = parse_size(flag, &value()?)?,
-            "--heartbeat" => {
-                config.heartbeat = Duration::from_secs(parse_count(flag, &value()?)? as u64)
-            }
-            "--retry" => config.retry_ms = parse_count(flag, &value()?)? as u64,
+            "--heartbeat" => config.heartbeat = parse_seconds(flag, &value()?)?,
+            "--retry" => config.retry_ms = parse_retry(flag, &value()?)?,
             "--max-subscribers" => {
                 config.max_subscribers = at_least_one(flag, parse_count(flag, &value()?)?)?
             }
             "--max-body" => config.max_body = parse_size(flag, &value()?)?,
             "--write-timeout" => {
-                let seconds = at_least_one(flag, parse_count(flag, &value()?)?)?;
-                config.write_timeout = Duration::from_secs(seconds as u64);
+                config.write_timeout = parse_seconds(flag, &value()?)?;
+                if config.write_timeout.is_zero() {
+                    return Err(usage(format!("{flag} must be at least 1")));
+                }
+            }
+            "--max-per-address" => {
+                config.max_per_address = Some(parse_count(flag, &value()?)?);
             }
             "--cors-origin" => config.cors_origins.push(non_empty(flag, value()?)?),
             "--stdin" if inline.is_none() => stdin = true,
@@ -261,7 +266,7 @@ pub(crate) fn parse_publish_args<S: AsRef<str>>(
                 }
                 options.event = Some(event);
             }
-            "--retry" => options.retry = Some(parse_count(flag, &value()?)? as u64),
+            "--retry" => options.retry = Some(parse_retry(flag, &value()?)?),
             "--token" => options.token = Some(non_empty(flag, value()?)?),
             "--each-line" if inline.is_none() => options.each_line = true,
             "-" => positional.push(arg.to_string()),
@@ -356,6 +361,33 @@ fn parse_count(flag: &str, text: &str) -> Result<usize, Fail> {
 }
 
 /// A byte count, plain or with a `KiB`/`MiB` suffix.
+/// The longest duration a flag takes: a day. Past it, arithmetic on times
+/// could overflow, and no sensible setting is that long.
+const MAX_SECONDS: usize = 24 * 3600;
+
+/// Seconds, at most a day.
+fn parse_seconds(flag: &str, text: &str) -> Result<Duration, Fail> {
+    let seconds = parse_count(flag, text)?;
+    if seconds > MAX_SECONDS {
+        return Err(usage(format!(
+            "{flag}: at most {MAX_SECONDS} seconds (a day)"
+        )));
+    }
+    Ok(Duration::from_secs(seconds as u64))
+}
+
+/// A reconnection time in milliseconds, at most a day.
+fn parse_retry(flag: &str, text: &str) -> Result<u64, Fail> {
+    let millis = parse_count(flag, text)?;
+    if millis > MAX_SECONDS * 1000 {
+        return Err(usage(format!(
+            "{flag}: at most {} milliseconds (a day)",
+            MAX_SECONDS * 1000
+        )));
+    }
+    Ok(millis as u64)
+}
+
 fn parse_size(flag: &str, text: &str) -> Result<usize, Fail> {
     let (digits, unit) = if let Some(digits) = text.strip_suffix("KiB") {
         (digits, 1024)
@@ -466,6 +498,11 @@ mod tests {
             (&["--token", ""], "must not be empty"),
             (&["--token-file", "/nonexistent/tinysse"], "--token-file"),
             (&["--quiet=yes"], "unknown flag"),
+            (&["--retry", "18446744073709551615"], "--retry"),
+            (&["--retry", "86400001"], "at most"),
+            (&["--heartbeat", "86401"], "a day"),
+            (&["--write-timeout", "99999999"], "a day"),
+            (&["--max-per-address", "-1"], "not a whole number"),
         ] {
             let message = error(args);
             assert!(message.contains(needle), "{args:?}: {message}");
