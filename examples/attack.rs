@@ -193,11 +193,9 @@ fn slow_heads(options: &Options) -> Result<(), String> {
                 Ok(_) => true,
                 Err(err) => err.kind() != ErrorKind::WouldBlock,
             };
-            if closed {
-                if let Some(new) = open() {
-                    *stream = new;
-                    reopened += 1;
-                }
+            if closed && let Some(new) = open() {
+                *stream = new;
+                reopened += 1;
             }
         }
         let started = Instant::now();

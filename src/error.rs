@@ -56,6 +56,9 @@ pub enum Error {
     Full,
     /// The hub or server has been shut down.
     Closed,
+    /// Where events are kept (a journal on disk, Redis) cannot take them
+    /// now; the text says why (503).
+    Unavailable(String),
     /// A thread the server started panicked.
     Panicked,
 }
@@ -73,7 +76,7 @@ impl Error {
             Error::Unauthorized => 401,
             Error::Forbidden => 403,
             Error::UnsupportedTransferEncoding => 501,
-            Error::Full | Error::Closed => 503,
+            Error::Full | Error::Closed | Error::Unavailable(_) => 503,
             Error::Io(_) | Error::BadResponse(_) | Error::Panicked => 500,
             Error::BadRequest(_) | Error::InvalidEvent(_) | Error::BadTopic => 400,
         }
@@ -109,6 +112,7 @@ impl fmt::Display for Error {
             }
             Error::Full => f.write_str("too many subscribers, try again later"),
             Error::Closed => f.write_str("the server is shutting down"),
+            Error::Unavailable(why) => f.write_str(why),
             Error::Panicked => f.write_str("a server thread panicked"),
         }
     }

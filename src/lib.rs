@@ -48,13 +48,17 @@
 #![deny(missing_docs)]
 
 mod error;
+mod wire;
 pub mod http;
 mod hub;
+#[cfg(feature = "journal")]
+mod journal;
 mod server;
-mod wire;
 
 pub use error::Error;
 pub use hub::{Batch, Hub, Next, Subscription};
+#[cfg(feature = "journal")]
+pub use journal::JournalSync;
 pub use server::{Config, Handle, Level, Running, Server};
 pub use wire::event::Event;
 pub use wire::parse::{Message, Parser};

@@ -58,6 +58,12 @@ impl History {
         }
     }
 
+    /// The limits: events and bytes.
+    #[cfg(feature = "journal")]
+    pub(crate) fn limits(&self) -> (usize, usize) {
+        (self.max_events, self.max_bytes)
+    }
+
     pub(crate) fn set_limits(&mut self, max_events: usize, max_bytes: usize) {
         self.max_events = max_events.max(1);
         self.max_bytes = max_bytes;

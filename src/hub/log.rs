@@ -33,6 +33,19 @@ pub(crate) trait Log: Send + Sync + Debug {
     /// Every event before the oldest one in the history has left it (called
     /// outside the hub lock, after an eviction).
     fn forget_before(&self, _oldest_kept: crate::wire::id::Id) {}
+
+    /// What was loaded at start, in one line, if anything.
+    fn loaded(&self) -> Option<&str> {
+        None
+    }
+
+    /// Whether publishes can be accepted now (`/readyz`), or why not.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The log's own lines of `/metrics` (Prometheus text).
+    fn metrics(&self, _out: &mut String) {}
 }
 
 /// The default: events live in the history only.

@@ -243,7 +243,7 @@ impl Hub {
     /// use std::{sync::Arc, time::Duration};
     /// use tinysse::{Batch, Event, Hub, Next};
     ///
-    /// let hub = Arc::new(Hub::new().with_history(2, 64));
+    /// let hub = Arc::new(Hub::new().with_history(2, 1024));
     /// let old = hub.publish("t", Event::new("a"))?;
     /// hub.publish_batch("t", vec![Event::new("b"), Event::new("c"), Event::new("d")])?;
     /// // "b" after `old` left the history too: resuming from `old` starts
@@ -364,11 +364,90 @@ impl Hub {
         if state.closed {
             return Err(Error::Closed);
         }
-        let run = state.run;
-        let first = state.next_seq;
-        state.next_seq += bodies.len() as u64;
-        let events = (first..).map(|seq| Id { run, seq }).zip(bodies);
-        Ok(self.insert_locked(state, topic, events))
+        let ids = Self::take_ids_locked(&mut state, bodies.len());
+        Ok(self.insert_locked(state, topic, ids.into_iter().zip(bodies)))
+    }
+
+    fn take_ids_locked(state: &mut State, count: usize) -> Vec<Id> {
+        let (run, first) = (state.run, state.next_seq);
+        state.next_seq += count as u64;
+        (first..state.next_seq).map(|seq| Id { run, seq }).collect()
+    }
+
+    #[cfg(feature = "journal")]
+    /// For a log: the ids of the next `count` events of this run. The log
+    /// takes them in publish order (under a lock of its own) and inserts
+    /// them in that order.
+    pub(crate) fn take_ids(&self, count: usize) -> Result<Vec<Id>, Error> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Error::Closed);
+        }
+        Ok(Self::take_ids_locked(&mut state, count))
+    }
+
+    #[cfg(feature = "journal")]
+    /// For a log whose append failed: the last `count` ids taken are unused
+    /// (nobody took any since: the log's lock is still held).
+    pub(crate) fn give_back_ids(&self, count: usize) {
+        let mut state = self.lock();
+        state.next_seq = state.next_seq.saturating_sub(count as u64);
+    }
+
+    #[cfg(feature = "journal")]
+    /// For a log: puts accepted events, with their ids, into the history.
+    /// Ids must be greater than every id in the history.
+    pub(crate) fn insert(
+        &self,
+        topic: &Arc<str>,
+        events: impl Iterator<Item = (Id, Vec<u8>)>,
+    ) -> Published<'_> {
+        self.insert_locked(self.lock(), topic, events)
+    }
+
+    #[cfg(feature = "journal")]
+    /// Replaces the memory log with `log`, and the history with the events
+    /// it loaded (oldest first); ids continue from `next`, or a new run
+    /// starts when it is `None`.
+    pub(crate) fn with_log(
+        mut self,
+        log: Box<dyn Log>,
+        loaded: impl Iterator<Item = (Id, Arc<str>, Vec<u8>)>,
+        next: Option<Id>,
+    ) -> Hub {
+        self.log = log;
+        for (id, topic, body) in loaded {
+            drop(self.insert(&topic, std::iter::once((id, body))));
+        }
+        let mut state = self.lock();
+        state.published = 0;
+        if let Some(next) = next {
+            (state.run, state.next_seq) = (next.run, next.seq);
+        }
+        drop(state);
+        self
+    }
+
+    /// What the hub's log loaded at start, in one line: with a journal, how
+    /// many events and what was dropped. `None` for a hub in memory only.
+    pub fn loaded(&self) -> Option<&str> {
+        self.log.loaded()
+    }
+
+    #[cfg(feature = "journal")]
+    /// The history's limits: events and bytes.
+    pub(crate) fn history_limits(&self) -> (usize, usize) {
+        self.lock().history.limits()
+    }
+
+    /// Whether publishes can be accepted now, or why not (`/readyz`).
+    pub(crate) fn ready(&self) -> Result<(), String> {
+        self.log.ready()
+    }
+
+    /// The log's lines of `/metrics`.
+    pub(crate) fn log_metrics(&self, out: &mut String) {
+        self.log.metrics(out);
     }
 
     /// Puts events with their ids into the history, wakes nobody yet, and
@@ -558,6 +637,24 @@ impl Group {
             relay: Relay::new(relays),
             members: 0,
         }
+    }
+}
+
+#[cfg(feature = "journal")]
+impl<'hub> Published<'hub> {
+    /// Events accepted elsewhere (a log that inserts them later): their ids
+    /// only, nobody to wake.
+    pub(crate) fn ids_only(hub: &'hub Hub, ids: Vec<String>) -> Published<'hub> {
+        Published {
+            ids,
+            wake: Vec::new(),
+            _hub: hub,
+        }
+    }
+
+    /// Adds the wake-ups of `other` to these.
+    pub(crate) fn merge(&mut self, mut other: Published<'hub>) {
+        self.wake.append(&mut other.wake);
     }
 }
 

@@ -498,10 +498,10 @@ impl Drop for Subscription {
         // Not in line: a subscription waits only inside `next`.
         let group = state.group(self.group.as_ref());
         group.members = group.members.saturating_sub(1);
-        if group.members == 0 {
-            if let Some(topic) = &self.group {
-                state.topics.remove(topic);
-            }
+        if group.members == 0
+            && let Some(topic) = &self.group
+        {
+            state.topics.remove(topic);
         }
     }
 }

@@ -263,12 +263,12 @@ impl ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         let mut registry = self.shared.registry();
-        if let Some(slot) = registry.open.remove(&self.id) {
-            if let Some(count) = registry.per_address.get_mut(&slot.address) {
-                *count -= 1;
-                if *count == 0 {
-                    registry.per_address.remove(&slot.address);
-                }
+        if let Some(slot) = registry.open.remove(&self.id)
+            && let Some(count) = registry.per_address.get_mut(&slot.address)
+        {
+            *count -= 1;
+            if *count == 0 {
+                registry.per_address.remove(&slot.address);
             }
         }
         drop(registry);

@@ -55,6 +55,12 @@ pub struct Config {
     /// `None`: 64 on a non-loopback address, no limit on loopback; `Some(0)`:
     /// no limit.
     pub max_per_address: Option<usize>,
+    /// Keep every accepted event in a journal in this directory (`--journal`).
+    #[cfg(feature = "journal")]
+    pub journal: Option<std::path::PathBuf>,
+    /// When the journal flushes to disk (`--journal-sync`).
+    #[cfg(feature = "journal")]
+    pub journal_sync: crate::JournalSync,
 }
 
 impl Default for Config {
@@ -73,6 +79,10 @@ impl Default for Config {
             head_timeout: HEAD_TIMEOUT,
             cors_origins: Vec::new(),
             max_per_address: None,
+            #[cfg(feature = "journal")]
+            journal: None,
+            #[cfg(feature = "journal")]
+            journal_sync: crate::JournalSync::EverySec,
         }
     }
 }

@@ -287,6 +287,11 @@ impl Server {
             .with_history(config.history, config.history_bytes)
             .with_max_subscribers(config.max_subscribers)
             .with_retry(config.retry_ms);
+        #[cfg(feature = "journal")]
+        let hub = match &config.journal {
+            Some(dir) => hub.with_journal(dir, config.journal_sync)?,
+            None => hub,
+        };
         Server::with_hub(config, Arc::new(hub))
     }
 
@@ -447,6 +452,9 @@ impl Server {
     /// ```
     pub fn run(mut self) -> Result<(), Error> {
         let _ = self.shared.hooks.set(std::mem::take(&mut self.hooks));
+        if let Some(loaded) = self.shared.hub.loaded() {
+            self.shared.log(Level::Info, format_args!("{loaded}"));
+        }
         accept::run(&self.shared, &self.listener);
         Ok(())
     }

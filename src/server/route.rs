@@ -38,7 +38,7 @@ pub(super) fn handle_request(
         "/events" => "GET, OPTIONS",
         "/publish" => "POST, OPTIONS",
         _ if page.is_some() => "GET, HEAD, OPTIONS",
-        "/" | "/healthz" | "/metrics" => "GET, HEAD, OPTIONS",
+        "/" | "/healthz" | "/readyz" | "/metrics" => "GET, HEAD, OPTIONS",
         "*" if method == "OPTIONS" => "GET, HEAD, POST, OPTIONS",
         _ => "",
     };
@@ -57,8 +57,13 @@ pub(super) fn handle_request(
         }
         ("/", "GET" | "HEAD") => Response::typed(200, "text/html; charset=utf-8", DEMO_PAGE),
         ("/healthz", "GET" | "HEAD") => Response::text(200, "ok\n"),
+        ("/readyz", "GET" | "HEAD") => match shared.hub.ready() {
+            Ok(()) => Response::text(200, "ok\n"),
+            Err(why) => Response::text(503, format!("{why}\n")),
+        },
         ("/metrics", "GET" | "HEAD") => {
-            let text = shared.metrics.render(&shared.hub.stats());
+            let mut text = shared.metrics.render(&shared.hub.stats());
+            shared.hub.log_metrics(&mut text);
             Response::typed(200, "text/plain; version=0.0.4; charset=utf-8", text)
         }
         _ => Response::text(

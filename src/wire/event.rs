@@ -98,15 +98,15 @@ impl Event {
     /// assert!(Event::new("NUL \0 and\nlines are fine in data").validate().is_ok());
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
-        if let Some(name) = &self.event {
-            if name.contains(['\r', '\n']) {
-                return Err(Error::InvalidEvent("event type contains CR or LF"));
-            }
+        if let Some(name) = &self.event
+            && name.contains(['\r', '\n'])
+        {
+            return Err(Error::InvalidEvent("event type contains CR or LF"));
         }
-        if let Some(id) = &self.id {
-            if id.contains(['\r', '\n', '\0']) {
-                return Err(Error::InvalidEvent("id contains CR, LF or NUL"));
-            }
+        if let Some(id) = &self.id
+            && id.contains(['\r', '\n', '\0'])
+        {
+            return Err(Error::InvalidEvent("id contains CR, LF or NUL"));
         }
         Ok(())
     }

@@ -4,105 +4,17 @@
 //! process, so that its descriptors, threads and memory can be read from
 //! `/proc/PID`.
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    PATIENCE, connect, metric, publish, raw, read_response, subscribe, wait_until,
+    connect, metric, publish, raw, read_response, serve_child as serve, subscribe, wait_until,
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_tinysse");
-
-/// A `tinysse serve` child process, killed when dropped.
-struct Served {
-    child: Child,
-    pid: u32,
-    addr: SocketAddr,
-    /// Its stderr lines after the first, as they come.
-    stderr: Receiver<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `tinysse serve --listen 127.0.0.1:0 ARGS`, under `ulimit -n LIMIT`
-/// when given, and waits for the line saying where it listens.
-fn serve(open_files: Option<u32>, args: &[&str]) -> Served {
-    let mut command = Command::new("sh");
-    let limit = open_files.map_or(String::new(), |limit| format!("ulimit -n {limit} && "));
-    command
-        .arg("-c")
-        .arg(format!(
-            "{limit}exec \"$0\" serve --listen 127.0.0.1:0 \"$@\""
-        ))
-        .arg(BIN)
-        .args(args);
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (sender, stderr) = mpsc::channel();
-    let pipe = BufReader::new(child.stderr.take().unwrap());
-    thread::spawn(move || {
-        for line in pipe.lines().map_while(Result::ok) {
-            if sender.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let banner = stderr
-        .recv_timeout(PATIENCE)
-        .expect("the line saying where it listens");
-    let addr = banner
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
-    let pid = child.id();
-    Served {
-        child,
-        pid,
-        addr,
-        stderr,
-    }
-}
-
-impl Served {
-    fn proc(&self, file: &str) -> String {
-        std::fs::read_to_string(format!("/proc/{}/{file}", self.pid)).unwrap_or_default()
-    }
-
-    /// Open file descriptors now.
-    fn descriptors(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, |dir| dir.count())
-    }
-
-    /// A number from `/proc/PID/status`, such as `Threads` or `VmRSS` (KiB).
-    fn status(&self, field: &str) -> u64 {
-        self.proc("status")
-            .lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|value| value.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid))
-    }
-
-    /// The stderr lines printed so far.
-    fn lines(&self) -> Vec<String> {
-        self.stderr.try_iter().collect()
-    }
-}
 
 /// Opens `count` connections that each ask for `/events` and do not wait.
 fn open_streams(addr: SocketAddr, count: usize) -> Vec<TcpStream> {
@@ -219,11 +131,9 @@ fn a_flood_of_slow_heads_cannot_keep_a_real_client_out() {
                         Ok(_) => true,
                         Err(err) => err.kind() != ErrorKind::WouldBlock,
                     };
-                    if closed {
-                        if let Some(new) = open() {
-                            *stream = new;
-                            reopened += 1;
-                        }
+                    if closed && let Some(new) = open() {
+                        *stream = new;
+                        reopened += 1;
                     }
                 }
                 thread::sleep(Duration::from_millis(5));

@@ -11,6 +11,8 @@ mod endpoints;
 mod examples;
 mod fuzz;
 mod hooks;
+#[cfg(feature = "journal")]
+mod journal;
 mod lifecycle;
 mod limits;
 mod protocol_doc;

@@ -4,11 +4,12 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Once;
+use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -433,4 +434,105 @@ pub fn example_binary(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(binary.exists(), "no example at {}", binary.display());
     binary
+}
+
+/// The `tinysse` binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_tinysse");
+
+/// A `tinysse serve` child process, killed when dropped.
+pub struct Served {
+    pub child: Child,
+    pub pid: u32,
+    pub addr: SocketAddr,
+    /// Its stderr lines after the first, as they come.
+    pub stderr: Receiver<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tinysse serve --listen 127.0.0.1:0 ARGS`, under `ulimit -n LIMIT`
+/// when given, and waits for the line saying where it listens.
+pub fn serve_child(open_files: Option<u32>, args: &[&str]) -> Served {
+    let mut command = Command::new("sh");
+    let limit = open_files.map_or(String::new(), |limit| format!("ulimit -n {limit} && "));
+    command
+        .arg("-c")
+        .arg(format!(
+            "{limit}exec \"$0\" serve --listen 127.0.0.1:0 \"$@\""
+        ))
+        .arg(BIN)
+        .args(args);
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, stderr) = mpsc::channel();
+    let pipe = BufReader::new(child.stderr.take().unwrap());
+    thread::spawn(move || {
+        for line in pipe.lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let banner = stderr
+        .recv_timeout(PATIENCE)
+        .expect("the line saying where it listens");
+    let addr = banner
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    let pid = child.id();
+    Served {
+        child,
+        pid,
+        addr,
+        stderr,
+    }
+}
+
+impl Served {
+    pub fn proc(&self, file: &str) -> String {
+        std::fs::read_to_string(format!("/proc/{}/{file}", self.pid)).unwrap_or_default()
+    }
+
+    /// Open file descriptors now.
+    pub fn descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, |dir| dir.count())
+    }
+
+    /// A number from `/proc/PID/status`, such as `Threads` or `VmRSS` (KiB).
+    pub fn status(&self, field: &str) -> u64 {
+        self.proc("status")
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{}/status", self.pid))
+    }
+
+    /// Waits for a stderr line containing `needle`; returns it.
+    pub fn wait_for_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(err) => panic!("no stderr line with {needle:?}: {err}"),
+            }
+        }
+    }
+
+    /// The stderr lines printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.stderr.try_iter().collect()
+    }
 }

@@ -40,6 +40,8 @@ Flags:
   --cors-origin ORIGIN     allow this origin (or *) by CORS; repeatable
   --max-per-address N      connections from one client address; 0: no limit
                            (64 on a non-loopback address, no limit on loopback)
+  --journal DIR            keep every accepted event in a journal in DIR
+  --journal-sync MODE      always, everysec or no: when the journal flushes (everysec)
   --stdin                  publish each non-empty line of standard input as an event
   --stdin-topic T          topic for --stdin events (default)
   --stdin-event E          event type for --stdin events (none: message)
@@ -60,6 +62,9 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
     let mut stdin_event: Option<String> = None;
     let mut token_file: Option<String> = None;
     let mut quiet = false;
+    // Whether --journal-sync was given (it needs --journal).
+    #[cfg_attr(not(feature = "journal"), allow(unused_mut))]
+    let mut journal_sync = false;
     let mut args = args.iter().map(AsRef::as_ref);
     while let Some(arg) = args.next() {
         let (flag, inline) = split_flag(arg);
@@ -94,6 +99,21 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
             "--max-per-address" => {
                 config.max_per_address = Some(parse_count(flag, &value()?)?);
             }
+            #[cfg(feature = "journal")]
+            "--journal" => config.journal = Some(non_empty(flag, value()?)?.into()),
+            #[cfg(not(feature = "journal"))]
+            "--journal" | "--journal-sync" => {
+                return Err(usage(format!(
+                    "{flag}: this tinysse was built without the journal feature"
+                )));
+            }
+            #[cfg(feature = "journal")]
+            "--journal-sync" => {
+                config.journal_sync = value()?
+                    .parse()
+                    .map_err(|why| usage(format!("{flag}: {why}")))?;
+                journal_sync = true;
+            }
             "--cors-origin" => config.cors_origins.push(non_empty(flag, value()?)?),
             "--stdin" if inline.is_none() => stdin = true,
             "--stdin-topic" => stdin_topic = Some(value()?),
@@ -123,6 +143,11 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
             .unwrap_or(&text);
         config.token = Some(non_empty("--token-file", token.to_string())?);
     }
+    #[cfg(feature = "journal")]
+    if journal_sync && config.journal.is_none() {
+        return Err(usage("--journal-sync needs --journal".to_string()));
+    }
+    let _ = journal_sync;
     if !stdin && (stdin_topic.is_some() || stdin_event.is_some()) {
         return Err(usage(
             "--stdin-topic and --stdin-event need --stdin".to_string(),
@@ -503,6 +528,12 @@ mod tests {
             (&["--heartbeat", "86401"], "a day"),
             (&["--write-timeout", "99999999"], "a day"),
             (&["--max-per-address", "-1"], "not a whole number"),
+            #[cfg(feature = "journal")]
+            (&["--journal-sync", "sometimes"], "--journal-sync"),
+            #[cfg(feature = "journal")]
+            (&["--journal-sync", "always"], "needs --journal"),
+            #[cfg(not(feature = "journal"))]
+            (&["--journal", "/tmp"], "without the journal feature"),
         ] {
             let message = error(args);
             assert!(message.contains(needle), "{args:?}: {message}");

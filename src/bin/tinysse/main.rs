@@ -115,7 +115,12 @@ fn serve(args: &[String]) -> Result<(), Fail> {
     let config = options.config;
     let quiet = options.quiet;
     let server = Server::bind(config.clone())
-        .map_err(|err| Fail::Runtime(format!("cannot listen on {}: {err}", config.listen)))?
+        .map_err(|err| match err {
+            tinysse::Error::Io(_) => {
+                Fail::Runtime(format!("cannot listen on {}: {err}", config.listen))
+            }
+            other => Fail::Runtime(other.to_string()),
+        })?
         .on_log(move |level, line| {
             if level == Level::Error || !quiet {
                 eprintln!("tinysse: {level}{line}");
