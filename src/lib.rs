@@ -24,11 +24,15 @@
 //! - A hub ([`Hub`]) with a bounded history, topics, resuming and gaps; a
 //!   [`Subscription`] streams to any writer.
 //! - A server ([`Server`]) with tokens, CORS, a demo page, `/healthz`,
-//!   `/metrics`, and a clean shutdown.
+//!   `/readyz`, `/metrics`, and a clean shutdown.
+//! - Optional, each a Cargo feature on by default: `journal`, every accepted
+//!   event kept on disk ([`Hub::with_journal`]).
 //!
 //! # Out of scope
 //! - TLS and HTTP/2: put nginx or Caddy in front (see the README).
-//! - Persistence: the history lives in memory; a restart starts a new run of ids.
+//! - Replication by ourselves: with the `journal` feature the history
+//!   survives restarts on one box ([`Hub::with_journal`]); several boxes share
+//!   a Redis stream instead.
 //! - Async: one blocking thread per connection, on purpose (see ARCHITECTURE.md).
 //! - Printing: the library logs through [`Server::on_log`] only.
 //!

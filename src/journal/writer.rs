@@ -16,6 +16,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -34,6 +35,10 @@ pub(crate) const MIN_SEGMENT_BYTES: u64 = 64 * 1024;
 
 /// The largest segment a journal starts a new one after.
 pub(crate) const MAX_SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// With `always`, how long a flush waits at most for more batches to join it
+/// (group commit; see `Shared::flush_through`).
+const MAX_GATHER: Duration = Duration::from_micros(500);
 
 /// How often the `everysec` mode flushes, at most.
 pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -133,6 +138,11 @@ struct Shared {
     /// to stop the background thread; waited on by publishers in `sync_to`
     /// and by the background thread between flushes.
     commit_changed: Condvar,
+    /// Notified (one) after each append with `always`: a flush about to start
+    /// may wait on it for more batches to join.
+    appended: Condvar,
+    /// `Writer::written`, readable without the writer's lock.
+    written: AtomicU64,
     /// Makes `append` wait in tests (a stuck disk); always open otherwise.
     gate: Arc<Gate>,
 }
@@ -167,6 +177,9 @@ struct Commit {
     failed: Option<(io::ErrorKind, String)>,
     flushes: u64,
     flush_time: Duration,
+    /// Batches the last flush covered, and how long it took.
+    covered_last: u64,
+    flush_last: Duration,
     /// The journal is being dropped: the background thread ends.
     stopping: bool,
 }
@@ -232,6 +245,8 @@ impl Journal {
             writer: Mutex::new(writer),
             commit: Mutex::new(Commit::default()),
             commit_changed: Condvar::new(),
+            appended: Condvar::new(),
+            written: AtomicU64::new(0),
             gate: Arc::new(Gate::new()),
         });
         let flusher = match mode {
@@ -283,7 +298,15 @@ impl Journal {
             expected = record::after(expected);
         }
         writer.make_room(&self.shared, first.id())?;
-        writer.write(&batch, last.id())
+        let ticket = writer.write(&batch, last.id())?;
+        drop(writer);
+        self.shared.written.store(ticket.0, Ordering::Release);
+        if self.shared.mode == SyncMode::Always {
+            // Taken and released so that a flush about to wait cannot miss it.
+            drop(lock(&self.shared.commit));
+            self.shared.appended.notify_one();
+        }
+        Ok(ticket)
     }
 
     /// Returns when the batch of `ticket` is as durable as the mode promises.
@@ -427,15 +450,35 @@ impl Shared {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         commit.flushing = true;
+        // Group commit: when the last flush covered several batches, other
+        // publishers are writing theirs now; give them up to half a flush's
+        // time to join this one, rather than flush one batch and make them
+        // wait a whole flush for the next.
+        let wanted = commit.covered_last;
+        let deadline = Instant::now() + (commit.flush_last / 2).min(MAX_GATHER);
+        while wanted > 1 && self.written.load(Ordering::Acquire) - commit.synced < wanted {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            commit = self
+                .appended
+                .wait_timeout(commit, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
         drop(commit);
         let started = Instant::now();
         let outcome = self.sync_files();
         let mut commit = lock(&self.commit);
         commit.flushing = false;
         commit.flushes += 1;
-        commit.flush_time += started.elapsed();
+        let took = started.elapsed();
+        commit.flush_last = took;
+        commit.flush_time += took;
         let result = match outcome {
             Ok(target) => {
+                commit.covered_last = target.saturating_sub(commit.synced);
                 commit.synced = commit.synced.max(target);
                 Ok(())
             }
