@@ -59,6 +59,9 @@ pub enum Error {
     /// Where events are kept (a journal on disk, Redis) cannot take them
     /// now; the text says why (503).
     Unavailable(String),
+    /// A setting cannot work (a bad Redis URL, a refused password, settings
+    /// that exclude each other); the text says which.
+    BadConfig(String),
     /// A thread the server started panicked.
     Panicked,
 }
@@ -77,7 +80,7 @@ impl Error {
             Error::Forbidden => 403,
             Error::UnsupportedTransferEncoding => 501,
             Error::Full | Error::Closed | Error::Unavailable(_) => 503,
-            Error::Io(_) | Error::BadResponse(_) | Error::Panicked => 500,
+            Error::Io(_) | Error::BadResponse(_) | Error::Panicked | Error::BadConfig(_) => 500,
             Error::BadRequest(_) | Error::InvalidEvent(_) | Error::BadTopic => 400,
         }
     }
@@ -112,7 +115,7 @@ impl fmt::Display for Error {
             }
             Error::Full => f.write_str("too many subscribers, try again later"),
             Error::Closed => f.write_str("the server is shutting down"),
-            Error::Unavailable(why) => f.write_str(why),
+            Error::Unavailable(why) | Error::BadConfig(why) => f.write_str(why),
             Error::Panicked => f.write_str("a server thread panicked"),
         }
     }

@@ -57,13 +57,15 @@ pub mod http;
 mod hub;
 #[cfg(feature = "journal")]
 mod journal;
+#[cfg(feature = "redis")]
+mod redis;
 mod server;
 
 pub use error::Error;
-pub use hub::{Batch, Hub, Next, Subscription};
+pub use hub::{Batch, Hub, Level, Next, Subscription};
 #[cfg(feature = "journal")]
 pub use journal::JournalSync;
-pub use server::{Config, Handle, Level, Running, Server};
+pub use server::{Config, Handle, Running, Server};
 pub use wire::event::Event;
 pub use wire::parse::{Message, Parser};
 pub use wire::topic::check_topic;

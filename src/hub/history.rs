@@ -26,6 +26,23 @@ pub(crate) struct Entry {
     pub(crate) frame: Arc<[u8]>,
 }
 
+impl Entry {
+    /// An event with its id: `body` is its frame without the `id:` line.
+    pub(crate) fn new(id: Id, topic: Arc<str>, body: &[u8]) -> Entry {
+        let id_text = id.to_string();
+        let mut frame = Vec::with_capacity(id_text.len() + 5 + body.len());
+        frame.extend_from_slice(b"id: ");
+        frame.extend_from_slice(id_text.as_bytes());
+        frame.push(b'\n');
+        frame.extend_from_slice(body);
+        Entry {
+            id,
+            topic,
+            frame: Arc::from(frame),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct History {
     entries: VecDeque<Entry>,
@@ -59,7 +76,6 @@ impl History {
     }
 
     /// The limits: events and bytes.
-    #[cfg(feature = "journal")]
     pub(crate) fn limits(&self) -> (usize, usize) {
         (self.max_events, self.max_bytes)
     }
@@ -146,6 +162,21 @@ impl History {
             dropped = true;
         }
         dropped
+    }
+
+    /// Events were lost before they reached the history (a stream trimmed
+    /// while the log could not read it): drops everything held and counts
+    /// it all as evicted, so that every subscription gets a `gap`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn lose(&mut self) {
+        let end = self.end();
+        self.entries.clear();
+        self.bytes = 0;
+        // One position skipped: every cursor is now before the first.
+        self.first = end + 1;
+        self.evicted.clear();
+        self.evicted_floor = end + 1;
+        self.last_evicted = None;
     }
 
     /// Whether an event on one of `topics` (`None`: any) left the history

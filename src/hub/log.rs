@@ -13,22 +13,62 @@
 //! - **No I/O under the hub lock.** A log does its disk or network work
 //!   before it takes the hub lock to insert, never while holding it.
 
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::sync::Arc;
 
-use super::{Hub, Published};
+use super::{Entry, Hub, Published};
 use crate::Error;
+use crate::wire::event::Event;
+use crate::wire::id::Id;
+
+/// How much a log line matters. It displays as the prefix the `tinysse`
+/// binary prints (`""` or `"error: "`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Something happened: a subscriber arrived or left.
+    Info,
+    /// Something failed: a subscriber dropped for stalling, an accept error.
+    Error,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Info => "",
+            Level::Error => "error: ",
+        })
+    }
+}
+
+/// Where log lines go (`Server::on_log`).
+pub(crate) type Logger = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
 /// Where accepted events go, besides the history in memory.
 pub(crate) trait Log: Send + Sync + Debug {
-    /// Accepts a batch of encoded events (frames without their `id:` line)
-    /// on `topic`: stores it, gives it ids, and returns once it is accepted.
+    /// Accepts a batch of events on `topic`, given checked and encoded
+    /// (frames without their `id:` line): stores it, gives it ids, and
+    /// returns once it is accepted.
     fn append<'h>(
         &self,
         hub: &'h Hub,
         topic: &Arc<str>,
+        events: &[Event],
         bodies: Vec<Vec<u8>>,
     ) -> Result<Published<'h>, Error>;
+
+    /// Events after `after`, at most `limit`, that are older than the
+    /// history: for a client resuming from an id the history no longer
+    /// holds. `None` when the log keeps nothing beyond the history. Called
+    /// outside the hub lock.
+    fn replay(&self, _after: Id, _limit: usize) -> Option<Vec<Entry>> {
+        None
+    }
+
+    /// Log lines of the log's own (a reader thread's, say) go to `logger`.
+    fn set_logger(&self, _logger: Logger) {}
+
+    /// The hub closed: stop and join any thread the log started.
+    fn close(&self) {}
 
     /// Every event before the oldest one in the history has left it (called
     /// outside the hub lock, after an eviction).
@@ -57,6 +97,7 @@ impl Log for Memory {
         &self,
         hub: &'h Hub,
         topic: &Arc<str>,
+        _events: &[Event],
         bodies: Vec<Vec<u8>>,
     ) -> Result<Published<'h>, Error> {
         hub.insert_new(topic, bodies)

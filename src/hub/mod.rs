@@ -53,8 +53,9 @@ use crate::wire::topic::check_topic;
 
 pub(crate) use history::Entry;
 use history::History;
-pub(crate) use log::Log;
+pub use log::Level;
 use log::Memory;
+pub(crate) use log::{Log, Logger};
 use relay::Relay;
 pub use subscription::{Batch, Next, Subscription};
 pub(crate) use subscription::{Filter, Streaming};
@@ -354,7 +355,7 @@ impl Hub {
         if self.lock().closed {
             return Err(Error::Closed);
         }
-        self.log.append(self, &Arc::from(topic), bodies)
+        self.log.append(self, &Arc::from(topic), &events, bodies)
     }
 
     /// Gives a batch ids of this run and puts it in the history (the memory
@@ -374,7 +375,7 @@ impl Hub {
         (first..state.next_seq).map(|seq| Id { run, seq }).collect()
     }
 
-    #[cfg(feature = "journal")]
+    #[cfg(any(feature = "journal", feature = "redis"))]
     /// For a log: the ids of the next `count` events of this run. The log
     /// takes them in publish order (under a lock of its own) and inserts
     /// them in that order.
@@ -386,7 +387,7 @@ impl Hub {
         Ok(Self::take_ids_locked(&mut state, count))
     }
 
-    #[cfg(feature = "journal")]
+    #[cfg(any(feature = "journal", feature = "redis"))]
     /// For a log whose append failed: the last `count` ids taken are unused
     /// (nobody took any since: the log's lock is still held).
     pub(crate) fn give_back_ids(&self, count: usize) {
@@ -394,7 +395,7 @@ impl Hub {
         state.next_seq = state.next_seq.saturating_sub(count as u64);
     }
 
-    #[cfg(feature = "journal")]
+    #[cfg(any(feature = "journal", feature = "redis"))]
     /// For a log: puts accepted events, with their ids, into the history.
     /// Ids must be greater than every id in the history.
     pub(crate) fn insert(
@@ -405,7 +406,7 @@ impl Hub {
         self.insert_locked(self.lock(), topic, events)
     }
 
-    #[cfg(feature = "journal")]
+    #[cfg(any(feature = "journal", feature = "redis"))]
     /// Replaces the memory log with `log`, and the history with the events
     /// it loaded (oldest first); ids continue from `next`, or a new run
     /// starts when it is `None`.
@@ -434,7 +435,7 @@ impl Hub {
         self.log.loaded()
     }
 
-    #[cfg(feature = "journal")]
+    #[cfg(any(feature = "journal", feature = "redis"))]
     /// The history's limits: events and bytes.
     pub(crate) fn history_limits(&self) -> (usize, usize) {
         self.lock().history.limits()
@@ -461,19 +462,9 @@ impl Hub {
         let mut ids = Vec::new();
         let mut dropped = false;
         for (id, body) in events {
-            let id_text = id.to_string();
-            let mut frame = Vec::with_capacity(id_text.len() + 5 + body.len());
-            frame.extend_from_slice(b"id: ");
-            frame.extend_from_slice(id_text.as_bytes());
-            frame.push(b'\n');
-            frame.extend_from_slice(&body);
-            dropped |= state.history.push(Entry {
-                id,
-                topic: Arc::clone(topic),
-                frame: Arc::from(frame),
-            });
+            dropped |= state.history.push(Entry::new(id, Arc::clone(topic), &body));
             state.published += 1;
-            ids.push(id_text);
+            ids.push(id.to_string());
         }
         let mut wake = state.all.relay.publish();
         if let Some(group) = state.topics.get_mut(topic) {
@@ -534,6 +525,15 @@ impl Hub {
         last_id: Option<&str>,
     ) -> Result<Subscription, Error> {
         let last_id = last_id.filter(|id| !id.is_empty());
+        // An id older than the history may still be in the log (a Redis
+        // stream): fetched first, outside the lock.
+        let older = last_id.and_then(Id::parse).filter(|id| {
+            let state = self.lock();
+            state.history.find(*id).is_none()
+                && state.history.first_id().is_none_or(|first| *id < first)
+        });
+        let limit = self.lock().history.limits().0;
+        let mut replayed = older.and_then(|id| self.log.replay(id, limit));
         let mut state = self.lock();
         if state.closed {
             return Err(Error::Closed);
@@ -559,15 +559,30 @@ impl Hub {
             let id = Id::parse(text)?;
             Some((history.find(id)?, id))
         };
-        let (cursor, last_sent, gap) = match last_id.map(|text| (text, found(text))) {
-            None => (history.end() - 1, None, None),
-            Some((_, Some((position, id)))) => (position, Some(id), None),
+        let mut pending = std::collections::VecDeque::new();
+        let (cursor, last_sent) = match last_id.map(|text| (text, found(text))) {
+            None => (history.end() - 1, None),
+            Some((_, Some((position, id)))) => (position, Some(id)),
+            // Older than the history, but still in the log: the log's
+            // events before the history's, then the history.
+            Some((text, None)) if replayed.is_some() => {
+                let first = history.first_id();
+                let mut last_sent = Id::parse(text);
+                for entry in replayed.take().into_iter().flatten() {
+                    if first.is_none_or(|first| entry.id < first) && filter.wants(&entry.topic) {
+                        last_sent = Some(entry.id);
+                        pending.push_back(entry.frame);
+                    }
+                }
+                (history.first() - 1, last_sent)
+            }
             // An unknown id: a gap, then the whole history.
-            Some((text, None)) => (history.first() - 1, None, Some(text)),
+            Some((text, None)) => {
+                pending.push_back(subscription::gap_frame(text));
+                state.gaps += 1;
+                (state.history.first() - 1, None)
+            }
         };
-        if gap.is_some() {
-            state.gaps += 1;
-        }
         drop(state);
         Ok(Subscription::new(
             Arc::clone(self),
@@ -575,7 +590,7 @@ impl Hub {
             group,
             cursor,
             last_sent,
-            gap,
+            pending,
         ))
     }
 
@@ -599,6 +614,34 @@ impl Hub {
         for waiter in groups.flat_map(|group| group.relay.waiters()) {
             waiter.wake.notify_one();
         }
+        drop(state);
+        self.log.close();
+    }
+
+    /// For a log: events were lost before they reached the history; every
+    /// subscription gets a `gap`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn lose(&self) {
+        let mut state = self.lock();
+        state.history.lose();
+        let mut wake = state.all.relay.publish();
+        for group in state.topics.values_mut() {
+            wake.extend(group.relay.publish());
+        }
+        for waiter in &wake {
+            waiter.handed.store(true, Ordering::Relaxed);
+        }
+        drop(state);
+        drop(Published {
+            ids: Vec::new(),
+            wake,
+            _hub: self,
+        });
+    }
+
+    /// The log's own lines (a reader thread's) go to `logger`.
+    pub(crate) fn set_logger(&self, logger: Logger) {
+        self.log.set_logger(logger);
     }
 
     /// Subscriptions alive now, read without taking the lock.
@@ -640,7 +683,7 @@ impl Group {
     }
 }
 
-#[cfg(feature = "journal")]
+#[cfg(any(feature = "journal", feature = "redis"))]
 impl<'hub> Published<'hub> {
     /// Events accepted elsewhere (a log that inserts them later): their ids
     /// only, nobody to wake.

@@ -1,6 +1,7 @@
 //! A subscription: one subscriber's cursor in the history, the frames it
 //! hands out ([`Batch`]), gaps, and the loop that streams it to a writer.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
@@ -69,7 +70,7 @@ impl Filter {
         })
     }
 
-    fn wants(&self, topic: &str) -> bool {
+    pub(super) fn wants(&self, topic: &str) -> bool {
         match self {
             Filter::All => true,
             Filter::One(wanted) => **wanted == *topic,
@@ -217,8 +218,9 @@ pub struct Subscription {
     cursor: u64,
     /// Id of the last event sent (or the id the client resumed from).
     last_sent: Option<Id>,
-    /// The unknown id it resumed from: a `gap` to send first.
-    gap: Option<String>,
+    /// Frames to send before any from the history: the `gap` for an unknown
+    /// id it resumed from, or events the log replayed.
+    pending: VecDeque<Arc<[u8]>>,
     /// The relay handed it the baton, to pass on (see `relay.rs`).
     baton: bool,
 }
@@ -243,7 +245,7 @@ impl Subscription {
         group: Option<Arc<str>>,
         cursor: u64,
         last_sent: Option<Id>,
-        gap: Option<&str>,
+        pending: VecDeque<Arc<[u8]>>,
     ) -> Subscription {
         Subscription {
             hub,
@@ -252,7 +254,7 @@ impl Subscription {
             group,
             cursor,
             last_sent,
-            gap: gap.map(|id| id.to_string()),
+            pending,
             baton: false,
         }
     }
@@ -285,15 +287,21 @@ impl Subscription {
         let hub = Arc::clone(&self.hub);
         let mut state = hub.lock();
         let mut events = 0;
-        if let Some(id) = self.gap.take() {
-            batch.push(gap_frame(&id));
+        while !batch.is_full() {
+            let Some(frame) = self.pending.pop_front() else {
+                break;
+            };
+            batch.push(frame);
             events += 1;
         }
         let next = loop {
             if state.closed {
                 break Next::Closed;
             }
-            events += self.collect(&mut state, batch);
+            // Replayed frames first: they are older than the history.
+            if self.pending.is_empty() {
+                events += self.collect(&mut state, batch);
+            }
             let remaining = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
                 None => Duration::MAX,
@@ -480,7 +488,7 @@ impl Subscription {
 }
 
 /// The `gap` event: data is the id that could not be found.
-fn gap_frame(id: &str) -> Arc<[u8]> {
+pub(super) fn gap_frame(id: &str) -> Arc<[u8]> {
     Arc::from(Event::new(id).with_event("gap").encode())
 }
 

@@ -142,6 +142,7 @@ impl Log for JournalLog {
         &self,
         hub: &'h Hub,
         topic: &Arc<str>,
+        _events: &[crate::Event],
         bodies: Vec<Vec<u8>>,
     ) -> Result<Published<'h>, Error> {
         let order = lock(&self.order);

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::load::Loaded;
 use super::record::{Id, Record};
-use super::writer::{Journal, SyncMode};
+use super::writer::{Journal, OpenError, SyncMode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::{fs, process};
 
@@ -60,9 +60,20 @@ pub(crate) fn append_each(journal: &Journal, records: &[Record]) {
     }
 }
 
-/// Opens the journal in `dir` with mode `no` and no history limits.
+/// Opens the journal in `dir` with mode `no` and no history limits. A
+/// journal just dropped may still look in use for a moment: a child process
+/// another test forks holds a copy of its lock until it execs.
 pub(crate) fn open(dir: &Path) -> (Journal, Loaded) {
-    Journal::open(dir, SyncMode::No, usize::MAX, usize::MAX).expect("open the journal")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Journal::open(dir, SyncMode::No, usize::MAX, usize::MAX) {
+            Ok(opened) => return opened,
+            Err(OpenError::InUse(_)) if std::time::Instant::now() < deadline => {
+                std::thread::yield_now();
+            }
+            Err(err) => panic!("open the journal {}: {err}", dir.display()),
+        }
+    }
 }
 
 /// The ids of `records`.

@@ -61,6 +61,15 @@ pub struct Config {
     /// When the journal flushes to disk (`--journal-sync`).
     #[cfg(feature = "journal")]
     pub journal_sync: crate::JournalSync,
+    /// Share events with every server on this Redis (`--redis URL`).
+    #[cfg(feature = "redis")]
+    pub redis: Option<String>,
+    /// The key of the Redis stream (`--redis-stream`, `tinysse`).
+    #[cfg(feature = "redis")]
+    pub redis_stream: String,
+    /// The Redis password, replacing the URL's (`--redis-password-file`).
+    #[cfg(feature = "redis")]
+    pub redis_password: Option<String>,
 }
 
 impl Default for Config {
@@ -83,6 +92,12 @@ impl Default for Config {
             journal: None,
             #[cfg(feature = "journal")]
             journal_sync: crate::JournalSync::EverySec,
+            #[cfg(feature = "redis")]
+            redis: None,
+            #[cfg(feature = "redis")]
+            redis_stream: "tinysse".to_string(),
+            #[cfg(feature = "redis")]
+            redis_password: None,
         }
     }
 }

@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::http::Request;
-use crate::hub::Hub;
+use crate::hub::{Hub, Level, Logger};
 use crate::wire::event::Event;
 
 pub use config::Config;
@@ -77,36 +77,15 @@ pub struct Server {
     hooks: Hooks,
 }
 
-/// How much a log line matters. It displays as the prefix the `tinysse`
-/// binary prints (`""` or `"error: "`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Something happened: a subscriber arrived or left.
-    Info,
-    /// Something failed: a subscriber dropped for stalling, an accept error.
-    Error,
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Level::Info => "",
-            Level::Error => "error: ",
-        })
-    }
-}
-
 /// Called as each subscriber connects, with its request; the events it
 /// returns go to that subscriber alone.
 type Greeter = dyn Fn(&Request) -> Vec<Event> + Send + Sync;
-/// Gets the server's log lines.
-type Logger = dyn Fn(Level, &str) + Send + Sync;
 
 /// What embedding code added to the server.
 #[derive(Default)]
 struct Hooks {
     greeter: Option<Box<Greeter>>,
-    logger: Option<Box<Logger>>,
+    logger: Option<Logger>,
     /// Documents served at `GET`/`HEAD` on their path: (path, content type, body).
     pages: Vec<(String, String, String)>,
 }
@@ -287,11 +266,23 @@ impl Server {
             .with_history(config.history, config.history_bytes)
             .with_max_subscribers(config.max_subscribers)
             .with_retry(config.retry_ms);
+        #[cfg(all(feature = "journal", feature = "redis"))]
+        if config.journal.is_some() && config.redis.is_some() {
+            return Err(Error::BadConfig(
+                "--journal and --redis cannot be combined: Redis keeps the events".to_string(),
+            ));
+        }
         #[cfg(feature = "journal")]
         let hub = match &config.journal {
             Some(dir) => hub.with_journal(dir, config.journal_sync)?,
             None => hub,
         };
+        #[cfg(feature = "redis")]
+        if let Some(url) = &config.redis {
+            let password = config.redis_password.as_deref();
+            let hub = hub.with_redis(url, &config.redis_stream, password)?;
+            return Server::with_hub(config, hub);
+        }
         Server::with_hub(config, Arc::new(hub))
     }
 
@@ -373,7 +364,7 @@ impl Server {
     /// # Ok::<(), tinysse::Error>(())
     /// ```
     pub fn on_log(mut self, log: impl Fn(Level, &str) + Send + Sync + 'static) -> Server {
-        self.hooks.logger = Some(Box::new(log));
+        self.hooks.logger = Some(Arc::new(log));
         self
     }
 
@@ -452,6 +443,9 @@ impl Server {
     /// ```
     pub fn run(mut self) -> Result<(), Error> {
         let _ = self.shared.hooks.set(std::mem::take(&mut self.hooks));
+        if let Some(logger) = self.shared.hooks().and_then(|hooks| hooks.logger.clone()) {
+            self.shared.hub.set_logger(logger);
+        }
         if let Some(loaded) = self.shared.hub.loaded() {
             self.shared.log(Level::Info, format_args!("{loaded}"));
         }

@@ -16,6 +16,10 @@ mod journal;
 mod lifecycle;
 mod limits;
 mod protocol_doc;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+mod redis_server;
 mod publishing;
 mod resume;
 mod roundtrip;

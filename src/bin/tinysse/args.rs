@@ -42,6 +42,10 @@ Flags:
                            (64 on a non-loopback address, no limit on loopback)
   --journal DIR            keep every accepted event in a journal in DIR
   --journal-sync MODE      always, everysec or no: when the journal flushes (everysec)
+  --redis URL              share events with every server on this Redis:
+                           redis://[[USER]:PASSWORD@]HOST[:6379][/DB]
+  --redis-stream KEY       the Redis stream's key (tinysse)
+  --redis-password-file F  read the Redis password from file F (trailing newline ignored)
   --stdin                  publish each non-empty line of standard input as an event
   --stdin-topic T          topic for --stdin events (default)
   --stdin-event E          event type for --stdin events (none: message)
@@ -62,6 +66,8 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
     let mut stdin_event: Option<String> = None;
     let mut token_file: Option<String> = None;
     let mut quiet = false;
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    let mut redis_password_file: Option<String> = None;
     // Whether --journal-sync was given (it needs --journal).
     #[cfg_attr(not(feature = "journal"), allow(unused_mut))]
     let mut journal_sync = false;
@@ -101,6 +107,18 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
             }
             #[cfg(feature = "journal")]
             "--journal" => config.journal = Some(non_empty(flag, value()?)?.into()),
+            #[cfg(feature = "redis")]
+            "--redis" => config.redis = Some(non_empty(flag, value()?)?),
+            #[cfg(feature = "redis")]
+            "--redis-stream" => config.redis_stream = non_empty(flag, value()?)?,
+            #[cfg(feature = "redis")]
+            "--redis-password-file" => redis_password_file = Some(value()?),
+            #[cfg(not(feature = "redis"))]
+            "--redis" | "--redis-stream" | "--redis-password-file" => {
+                return Err(usage(format!(
+                    "{flag}: this tinysse was built without the redis feature"
+                )));
+            }
             #[cfg(not(feature = "journal"))]
             "--journal" | "--journal-sync" => {
                 return Err(usage(format!(
@@ -135,19 +153,36 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
         if config.token.is_some() {
             return Err(usage("use --token or --token-file, not both".to_string()));
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|err| usage(format!("--token-file {path}: {err}")))?;
-        let token = text
-            .strip_suffix('\n')
-            .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
-            .unwrap_or(&text);
-        config.token = Some(non_empty("--token-file", token.to_string())?);
+        let token = read_secret("--token-file", &path)?;
+        config.token = Some(non_empty("--token-file", token)?);
     }
     #[cfg(feature = "journal")]
     if journal_sync && config.journal.is_none() {
         return Err(usage("--journal-sync needs --journal".to_string()));
     }
     let _ = journal_sync;
+    #[cfg(feature = "redis")]
+    {
+        if let Some(path) = redis_password_file {
+            let password = read_secret("--redis-password-file", &path)?;
+            config.redis_password = Some(non_empty("--redis-password-file", password)?);
+        }
+        if config.redis.is_none()
+            && (config.redis_password.is_some() || config.redis_stream != "tinysse")
+        {
+            return Err(usage(
+                "--redis-stream and --redis-password-file need --redis".to_string(),
+            ));
+        }
+    }
+    #[cfg(not(feature = "redis"))]
+    let _ = redis_password_file;
+    #[cfg(all(feature = "journal", feature = "redis"))]
+    if config.journal.is_some() && config.redis.is_some() {
+        return Err(usage(
+            "--journal and --redis cannot be combined (Redis keeps the events)".to_string(),
+        ));
+    }
     if !stdin && (stdin_topic.is_some() || stdin_event.is_some()) {
         return Err(usage(
             "--stdin-topic and --stdin-event need --stdin".to_string(),
@@ -386,6 +421,17 @@ fn parse_count(flag: &str, text: &str) -> Result<usize, Fail> {
 }
 
 /// A byte count, plain or with a `KiB`/`MiB` suffix.
+/// A secret read from a file, without one trailing newline (`--token-file`).
+fn read_secret(flag: &str, path: &str) -> Result<String, Fail> {
+    let text =
+        std::fs::read_to_string(path).map_err(|err| usage(format!("{flag} {path}: {err}")))?;
+    let secret = text
+        .strip_suffix('\n')
+        .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
+        .unwrap_or(&text);
+    Ok(secret.to_string())
+}
+
 /// The longest duration a flag takes: a day. Past it, arithmetic on times
 /// could overflow, and no sensible setting is that long.
 const MAX_SECONDS: usize = 24 * 3600;

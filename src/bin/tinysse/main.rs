@@ -119,6 +119,7 @@ fn serve(args: &[String]) -> Result<(), Fail> {
             tinysse::Error::Io(_) => {
                 Fail::Runtime(format!("cannot listen on {}: {err}", config.listen))
             }
+            tinysse::Error::BadConfig(why) => Fail::Usage(why),
             other => Fail::Runtime(other.to_string()),
         })?
         .on_log(move |level, line| {
