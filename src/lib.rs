@@ -65,7 +65,7 @@ pub use error::Error;
 pub use hub::{Batch, Hub, Level, Next, Subscription};
 #[cfg(feature = "journal")]
 pub use journal::JournalSync;
-pub use server::{Config, Handle, Running, Server};
+pub use server::{Access, Config, Handle, Running, Server};
 pub use wire::event::Event;
 pub use wire::parse::{Message, Parser};
-pub use wire::topic::check_topic;
+pub use wire::topic::{Topics, check_topic};

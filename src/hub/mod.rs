@@ -58,7 +58,7 @@ use log::Memory;
 pub(crate) use log::{Log, Logger};
 use relay::Relay;
 pub use subscription::{Batch, Next, Subscription};
-pub(crate) use subscription::{Filter, Streaming};
+pub(crate) use subscription::{End, Filter, MAX_TOPICS, Streaming};
 
 /// Default number of events the history keeps.
 pub(crate) const DEFAULT_HISTORY_EVENTS: usize = 1024;

@@ -12,7 +12,7 @@ use super::{Hub, State, Waiter};
 use crate::Error;
 use crate::wire::event::{Event, comment_frame, retry_frame};
 use crate::wire::id::{Id, jittered};
-use crate::wire::topic::check_topic;
+use crate::wire::topic::{Topics, check_topic};
 
 /// The most topics one subscription may name; more are refused with 400.
 pub(crate) const MAX_TOPICS: usize = 64;
@@ -44,6 +44,8 @@ pub(crate) enum Filter {
     One(Arc<str>),
     /// Sorted, so that a topic is found without scanning the list.
     Many(Box<[Box<str>]>),
+    /// Those a client may read (patterns).
+    Allowed(Arc<Topics>),
 }
 
 impl Filter {
@@ -77,6 +79,7 @@ impl Filter {
             Filter::Many(wanted) => wanted
                 .binary_search_by(|probe| (**probe).cmp(topic))
                 .is_ok(),
+            Filter::Allowed(topics) => topics.allows(topic),
         }
     }
 
@@ -91,7 +94,9 @@ impl Filter {
     /// Whether an event for this filter left the history after `cursor`.
     fn missed(&self, history: &History, cursor: u64) -> bool {
         match self {
-            Filter::All => history.evicted_after(cursor, None::<std::iter::Empty<&str>>),
+            Filter::All | Filter::Allowed(_) => {
+                history.evicted_after(cursor, None::<std::iter::Empty<&str>>)
+            }
             Filter::One(topic) => history.evicted_after(cursor, Some([&**topic].into_iter())),
             Filter::Many(topics) => {
                 history.evicted_after(cursor, Some(topics.iter().map(|topic| &**topic)))
@@ -236,6 +241,17 @@ pub(crate) struct Streaming<'a> {
     pub(crate) peer_closed: Option<&'a dyn Fn() -> bool>,
     /// Counts each write: events, bytes.
     pub(crate) sent: &'a dyn Fn(usize, usize),
+    /// When the stream ends, if it does (its client's access expires).
+    pub(crate) until: Option<Instant>,
+}
+
+/// How a stream ended, when not by an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The hub closed; the stream said goodbye with a last `retry:`.
+    Closed,
+    /// Its access expired; it said so in a last comment.
+    Expired,
 }
 
 impl Subscription {
@@ -425,14 +441,17 @@ impl Subscription {
             retry_ms: self.hub.retry_ms(),
             peer_closed: None,
             sent: &|_, _| {},
+            until: None,
         };
-        Ok(self.stream(out, &how)?)
+        self.stream(out, &how)?;
+        Ok(())
     }
 
     /// The stream loop: writes what the hub hands out, a heartbeat when idle.
-    /// Returns `Ok` when the hub closed (after a last jittered `retry:`), an
-    /// error when a write failed or the client left.
-    pub(crate) fn stream(&mut self, out: &mut impl Write, how: &Streaming<'_>) -> io::Result<()> {
+    /// Returns how it ended (the hub closed, after a last jittered `retry:`;
+    /// or the access expired, after a last comment), or an error when a
+    /// write failed or the client left.
+    pub(crate) fn stream(&mut self, out: &mut impl Write, how: &Streaming<'_>) -> io::Result<End> {
         let mut batch = Batch::new();
         let heartbeat = how.heartbeat;
         // Without heartbeats, an idle stream still checks its client this often.
@@ -456,6 +475,16 @@ impl Subscription {
                 Some(_) => check_every.min(until_heartbeat),
                 None => until_heartbeat,
             };
+            // SPEC §10: "an open stream whose token expires is ended when it
+            // is no longer valid ... with a last comment saying so".
+            let wait = match how.until {
+                Some(until) if until <= Instant::now() => {
+                    out.write_all(&comment_frame("access expired, closing the stream"))?;
+                    return Ok(End::Expired);
+                }
+                Some(until) => wait.min(until.saturating_duration_since(Instant::now())),
+                None => wait,
+            };
             let events = match self.next(&mut batch, wait) {
                 Next::Events(count) => count,
                 Next::Idle => {
@@ -473,7 +502,7 @@ impl Subscription {
                 }
                 Next::Closed => {
                     out.write_all(&retry_frame(jittered(how.retry_ms)))?;
-                    return Ok(());
+                    return Ok(End::Closed);
                 }
             };
             let bytes = batch.bytes();

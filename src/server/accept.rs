@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::ops::Deref;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar};
@@ -132,7 +132,7 @@ pub(super) fn run(shared: &Arc<Shared>, listener: &TcpListener) {
             break;
         }
         threads.retain(|thread| !thread.is_finished());
-        admit(shared, stream, peer.ip(), &mut threads);
+        admit(shared, stream, peer, &mut threads);
     }
     super::Handle {
         shared: Arc::clone(shared),
@@ -187,9 +187,10 @@ impl AcceptErrors {
 fn admit(
     shared: &Arc<Shared>,
     stream: TcpStream,
-    address: IpAddr,
+    peer: SocketAddr,
     threads: &mut Vec<JoinHandle<()>>,
 ) {
+    let address = peer.ip();
     let socket = Socket(Arc::new(stream));
     let mut registry = shared.registry();
     let per_address = registry.per_address.get(&address).copied().unwrap_or(0);
@@ -231,7 +232,7 @@ fn admit(
         shared: Arc::clone(shared),
         id,
     };
-    match dispatch(shared, (socket, guard)) {
+    match dispatch(shared, (socket, guard, peer)) {
         Ok(thread) => threads.extend(thread),
         Err(err) => shared.log(
             Level::Error,
@@ -276,8 +277,9 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// A connection for a thread to serve, registered and counted.
-type Job = (Socket, ConnectionGuard);
+/// A connection for a thread to serve, registered and counted, and its
+/// client's address.
+type Job = (Socket, ConnectionGuard, SocketAddr);
 
 /// Connection threads that finished a connection and wait for another.
 /// The newest idle thread is reused first, so that the others expire after
@@ -319,8 +321,8 @@ fn dispatch(shared: &Arc<Shared>, job: Job) -> io::Result<Option<JoinHandle<()>>
         .spawn(move || {
             let wake = Arc::new(Condvar::new());
             let mut job = Some(job);
-            while let Some((socket, guard)) = job.take() {
-                serve_connection(&worker, socket, &guard);
+            while let Some((socket, guard, peer)) = job.take() {
+                serve_connection(&worker, socket, &guard, peer);
                 drop(guard);
                 job = next_job(&worker, &wake);
             }
@@ -399,15 +401,12 @@ fn reject(shared: &Arc<Shared>, socket: Socket, why: Refusal, threads: &mut Vec<
 
 /// A connection thread's request loop: requests until the client closes,
 /// asks to close, or an error closes the connection.
-fn serve_connection(shared: &Arc<Shared>, socket: Socket, guard: &ConnectionGuard) {
-    // Only the log lines name the client; without a log, no system call.
-    let peer = match shared.logs() {
-        false => String::new(),
-        true => socket
-            .peer_addr()
-            .map(|addr| addr.to_string())
-            .unwrap_or_default(),
-    };
+fn serve_connection(
+    shared: &Arc<Shared>,
+    socket: Socket,
+    guard: &ConnectionGuard,
+    peer: SocketAddr,
+) {
     // Events go out as soon as they are written; no Nagle delay.
     let _ = socket.set_nodelay(true);
     let _ = socket.set_write_timeout(Some(shared.config.write_timeout));
@@ -435,7 +434,7 @@ fn serve_connection(shared: &Arc<Shared>, socket: Socket, guard: &ConnectionGuar
             }
         };
         first = false;
-        match handle_request(shared, &mut conn, request, &peer) {
+        match handle_request(shared, &mut conn, request, peer) {
             After::KeepAlive => {}
             After::Close => return,
         }

@@ -53,6 +53,7 @@ use crate::http::Request;
 use crate::hub::{Hub, Level, Logger};
 use crate::wire::event::Event;
 
+pub use access::Access;
 pub use config::Config;
 use metrics::Metrics;
 
@@ -86,6 +87,7 @@ type Greeter = dyn Fn(&Request) -> Vec<Event> + Send + Sync;
 struct Hooks {
     greeter: Option<Box<Greeter>>,
     logger: Option<Logger>,
+    access: Option<Box<access::Decide>>,
     /// Documents served at `GET`/`HEAD` on their path: (path, content type, body).
     pages: Vec<(String, String, String)>,
 }
@@ -95,6 +97,7 @@ impl fmt::Debug for Hooks {
         f.debug_struct("Hooks")
             .field("greeter", &self.greeter.is_some())
             .field("logger", &self.logger.is_some())
+            .field("access", &self.access.is_some())
             .field(
                 "pages",
                 &self.pages.iter().map(|page| &page.0).collect::<Vec<_>>(),
@@ -365,6 +368,45 @@ impl Server {
     /// ```
     pub fn on_log(mut self, log: impl Fn(Level, &str) + Send + Sync + 'static) -> Server {
         self.hooks.logger = Some(Arc::new(log));
+        self
+    }
+
+    /// Decides, once per request to `/events` or `/publish`, which topics the
+    /// client may read and write: `decide` gets the request (path, query,
+    /// headers) and the client's address, and returns its [`Access`], or a
+    /// refusal (an [`Error`] with its status, such as
+    /// [`Error::Unauthorized`]). It replaces the shared tokens of
+    /// [`Config::token`] and [`Config::subscribe_token`].
+    ///
+    /// A subscriber that names topics must be allowed each (else 401); one
+    /// that names none gets every topic it may read, in replay and live. A
+    /// publish must be allowed its topic (else 401). A stream ends when its
+    /// access expires ([`Access::until`]).
+    ///
+    /// Accepting a session cookie from the application's own login:
+    ///
+    /// ```no_run
+    /// use tinysse::{Access, Config, Error, Server, Topics};
+    ///
+    /// fn user_of_session(cookie: &str) -> Option<u64> {
+    ///     # let _ = cookie; None
+    ///     // ... look the session up in the application's store
+    /// }
+    ///
+    /// let server = Server::bind(Config::default())?.with_access(|request, _peer| {
+    ///     let session = (request.header("cookie").unwrap_or_default().split(';'))
+    ///         .find_map(|pair| pair.trim().strip_prefix("session="));
+    ///     let user = session.and_then(user_of_session).ok_or(Error::Unauthorized)?;
+    ///     let own = Topics::patterns(&[format!("user/{user}/*"), "news".to_string()])?;
+    ///     Ok(Access::new(own, Topics::none()))
+    /// });
+    /// # Ok::<(), tinysse::Error>(())
+    /// ```
+    pub fn with_access(
+        mut self,
+        decide: impl Fn(&Request, SocketAddr) -> Result<Access, Error> + Send + Sync + 'static,
+    ) -> Server {
+        self.hooks.access = Some(Box::new(decide));
         self
     }
 

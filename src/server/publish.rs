@@ -8,13 +8,13 @@
 //!   the query string.
 
 use std::io::{self, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Shared;
 use super::accept::Socket;
-use super::access::may_publish;
+use super::access::decide;
 use super::route::{After, cors_headers, respond_error};
 use crate::Error;
 use crate::http::{CONTINUE, Conn, Framing, Request, Response, form_pairs};
@@ -27,14 +27,16 @@ pub(super) fn publish(
     conn: &mut Conn<Socket>,
     request: &Request,
     framing: Framing,
+    peer: SocketAddr,
 ) -> After {
     let refuse = |conn: &mut Conn<Socket>, err: Error| {
         respond_error(shared, conn, &err, Some(request));
         After::Close
     };
-    if let Err(err) = may_publish(shared, request) {
-        return refuse(conn, err);
-    }
+    let access = match decide(shared, request, peer) {
+        Ok(access) => access,
+        Err(err) => return refuse(conn, err),
+    };
     match framing {
         Framing::None | Framing::Close => return refuse(conn, Error::LengthRequired),
         Framing::Length(length) if length > shared.config.max_body as u64 => {
@@ -54,6 +56,10 @@ pub(super) fn publish(
     let result = request
         .query_pairs()
         .and_then(|query| read_publication(request.header("content-type"), &query, &body))
+        .and_then(|publication| match access.may_publish(&publication.topic) {
+            true => Ok(publication),
+            false => Err(Error::Unauthorized),
+        })
         .and_then(|publication| {
             shared
                 .hub

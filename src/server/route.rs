@@ -1,6 +1,7 @@
 //! Routing: which endpoint a request goes to, the small documents (the demo
 //! page, `/healthz`, `/metrics`, embedders' pages), CORS, and error answers.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::Shared;
@@ -21,7 +22,7 @@ pub(super) fn handle_request(
     shared: &Arc<Shared>,
     conn: &mut Conn<Socket>,
     request: Request,
-    peer: &str,
+    peer: SocketAddr,
 ) -> After {
     let framing = match request.body_framing() {
         Ok(framing) => framing,
@@ -50,7 +51,9 @@ pub(super) fn handle_request(
         (_, _) if allow.is_empty() => Response::text(404, "not found\n"),
         (_, "OPTIONS") => preflight(shared, &request, allow),
         ("/events", "GET") => return super::stream::subscribe(shared, conn, request, peer),
-        ("/publish", "POST") => return super::publish::publish(shared, conn, &request, framing),
+        ("/publish", "POST") => {
+            return super::publish::publish(shared, conn, &request, framing, peer);
+        }
         (_, "GET" | "HEAD") if page.is_some() => {
             let (_, content_type, body) = page.expect("checked just above");
             Response::typed(200, content_type, body.clone())

@@ -2,17 +2,18 @@
 //! to the client until it leaves, stalls, or the server shuts down.
 
 use std::io::{self, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use super::accept::Socket;
-use super::access::may_subscribe;
+use super::access::decide;
 use super::metrics::DropReason;
 use super::route::{After, cors_headers, respond_error};
 use super::{Level, Shared};
 use crate::Error;
 use crate::http::{Conn, Request, stream_head};
-use crate::hub::{Filter, Streaming, Subscription};
+use crate::hub::{End, Filter, MAX_TOPICS, Streaming, Subscription};
 use crate::wire::event::{comment_frame, retry_frame};
 use crate::wire::id::jittered;
 
@@ -20,10 +21,10 @@ pub(super) fn subscribe(
     shared: &Arc<Shared>,
     conn: &mut Conn<Socket>,
     owned: Request,
-    peer: &str,
+    peer: SocketAddr,
 ) -> After {
     let request = &owned;
-    let mut subscription = match subscription_for(shared, request) {
+    let (mut subscription, until) = match subscription_for(shared, request, peer) {
         Ok(subscription) => subscription,
         Err(Error::Full) => {
             // 200, so that browsers come back later instead of giving up; a
@@ -66,7 +67,7 @@ pub(super) fn subscribe(
     }
     // The stream may last for days: do not keep the request's strings.
     drop(owned);
-    let reason = stream_events(shared, conn.get_ref(), &mut subscription, &bytes);
+    let reason = stream_events(shared, conn.get_ref(), &mut subscription, &bytes, until);
     drop(subscription);
     shared.log(
         Level::Info,
@@ -75,8 +76,13 @@ pub(super) fn subscribe(
     After::Close
 }
 
-/// The subscription a `GET /events` asks for, or the error to answer.
-fn subscription_for(shared: &Arc<Shared>, request: &Request) -> Result<Subscription, Error> {
+/// The subscription a `GET /events` asks for, and when it ends, or the
+/// error to answer.
+fn subscription_for(
+    shared: &Arc<Shared>,
+    request: &Request,
+    peer: SocketAddr,
+) -> Result<(Subscription, Option<Instant>), Error> {
     let query = request.query_pairs()?;
     let value = |name: &str| {
         query
@@ -85,19 +91,42 @@ fn subscription_for(shared: &Arc<Shared>, request: &Request) -> Result<Subscript
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     };
-    may_subscribe(shared, request, value("token"))?;
+    let access = decide(shared, request, peer)?;
     let topics: Vec<&str> = query
         .iter()
         .filter(|(key, _)| key == "topic")
         .map(|(_, value)| value.as_str())
         .collect();
+    // SPEC §10: "Every requested topic must match a subscribe pattern (else
+    // 401); a subscription with no topic gets every topic the token allows".
+    let allowed = access.subscribe_topics();
+    let filter = if !topics.is_empty() || allowed.is_all() {
+        let filter = Filter::new(&topics)?;
+        if !topics.iter().all(|topic| allowed.allows(topic)) {
+            return Err(Error::Unauthorized);
+        }
+        filter
+    } else if allowed.is_none() {
+        return Err(Error::Unauthorized);
+    } else {
+        match allowed.exact_list() {
+            Some(list) if list.len() <= MAX_TOPICS => Filter::new(&list)?,
+            _ => Filter::Allowed(Arc::new(allowed.clone())),
+        }
+    };
+    let until = access.expires().map(|when| {
+        let left = when.duration_since(SystemTime::now()).unwrap_or_default();
+        Instant::now()
+            .checked_add(left)
+            .unwrap_or_else(Instant::now)
+    });
     // The header wins: it is what a reconnecting browser sends.
     let last_id = request
         .header("last-event-id")
         .filter(|id| !id.is_empty())
         .or_else(|| value("last_event_id"))
         .or_else(|| value("lastEventId"));
-    shared.hub.subscribe_with(Filter::new(&topics)?, last_id)
+    Ok((shared.hub.subscribe_with(filter, last_id)?, until))
 }
 
 fn describe_topics(request: &Request) -> String {
@@ -122,6 +151,7 @@ fn stream_events(
     stream: &TcpStream,
     subscription: &mut Subscription,
     first: &[u8],
+    until: Option<Instant>,
 ) -> &'static str {
     let closed = || peer_closed(stream);
     let sent = |events, bytes| shared.metrics.delivered(events, bytes);
@@ -130,6 +160,7 @@ fn stream_events(
         retry_ms: shared.config.retry_ms,
         peer_closed: Some(&closed),
         sent: &sent,
+        until,
     };
     let mut out: &TcpStream = stream;
     let result = out.write_all(first).and_then(|()| {
@@ -137,10 +168,11 @@ fn stream_events(
         subscription.stream(&mut out, &how)
     });
     match result {
-        Ok(()) => {
+        Ok(End::Closed) => {
             shared.metrics.dropped(DropReason::Shutdown);
             "shutdown"
         }
+        Ok(End::Expired) => "access expired",
         Err(err)
             if matches!(
                 err.kind(),

@@ -48,6 +48,7 @@ fn affordable(wanted: usize) -> usize {
 
 #[test]
 fn each_connection_costs_one_descriptor() {
+    let _serial = crate::support::serial();
     let served = serve(None, &[]);
     let before = served.descriptors();
     let subscribers: Vec<_> = (0..100)
@@ -66,6 +67,7 @@ fn each_connection_costs_one_descriptor() {
 
 #[test]
 fn at_the_open_files_limit_it_keeps_serving_logs_rarely_and_recovers() {
+    let _serial = crate::support::serial();
     let served = serve(Some(300), &[]);
     // More connections than descriptors: the server takes what it can.
     let waiting = open_streams(served.addr, affordable(400));
@@ -107,6 +109,7 @@ fn at_the_open_files_limit_it_keeps_serving_logs_rarely_and_recovers() {
 
 #[test]
 fn a_flood_of_slow_heads_cannot_keep_a_real_client_out() {
+    let _serial = crate::support::serial();
     // 264 connection slots; the flood holds far more than that, one byte of
     // a head each, and reopens every connection the server closes.
     let served = serve(None, &["--max-subscribers", "200"]);
@@ -159,6 +162,7 @@ fn a_flood_of_slow_heads_cannot_keep_a_real_client_out() {
 
 #[test]
 fn max_per_address_refuses_the_connection_past_it_with_retry_after() {
+    let _serial = crate::support::serial();
     // std cannot choose a client's source address; Python can.
     let Some(python) = ["python3", "python"].into_iter().find(|name| {
         Command::new(name)
@@ -218,6 +222,7 @@ print(ask(conn("127.0.0.3")))
 
 #[test]
 fn stalled_subscribers_share_the_frames_of_large_events() {
+    let _serial = crate::support::serial();
     let served = serve(None, &[]);
     let count = affordable(1000);
     // Subscribers that read their head, then stop reading.
@@ -241,6 +246,7 @@ fn stalled_subscribers_share_the_frames_of_large_events() {
 
 #[test]
 fn threads_come_back_after_a_storm_while_a_publisher_keeps_posting() {
+    let _serial = crate::support::serial();
     let served = serve(None, &[]);
     let baseline = served.status("Threads");
     let stop = Arc::new(AtomicBool::new(false));
@@ -278,6 +284,7 @@ fn threads_come_back_after_a_storm_while_a_publisher_keeps_posting() {
 
 #[test]
 fn sixty_four_topics_are_accepted_sixty_five_refused() {
+    let _serial = crate::support::serial();
     let served = serve(None, &[]);
     let query = |count: usize| {
         let topics: Vec<String> = (0..count).map(|n| format!("topic={n}")).collect();

@@ -680,6 +680,7 @@ fn listen_honours_retry_and_sends_last_event_id() {
 /// `listen` for good: exit 1, one line saying why, no retry loop.
 #[test]
 fn listen_stops_for_good_on_401_404_and_a_wrong_content_type() {
+    let _serial = crate::support::serial();
     let server = start(Config {
         subscribe_token: Some("letmein".to_string()),
         ..config()
@@ -858,6 +859,7 @@ fn listen_raw_shows_every_byte_and_marks_dispatches() {
 /// the CR arrives, without waiting for a byte that may never come.
 #[test]
 fn listen_dispatches_an_event_ended_by_a_lone_cr_at_once() {
+    let _serial = crate::support::serial();
     let (release, released) = mpsc::channel::<()>();
     let released = Mutex::new(released);
     let fake = FakeServer::new(move |stream, _| {
@@ -883,6 +885,7 @@ fn listen_dispatches_an_event_ended_by_a_lone_cr_at_once() {
 /// the bytes of a last line that has no line ending.
 #[test]
 fn listen_raw_shows_a_final_cr_at_once_and_the_last_bytes_at_close() {
+    let _serial = crate::support::serial();
     let (release, released) = mpsc::channel::<()>();
     let released = Mutex::new(released);
     let fake = FakeServer::new(move |stream, index| {

@@ -650,6 +650,7 @@ fn client_closes_idle_stream_then_slot_is_freed_at_the_next_heartbeat() {
 
 #[test]
 fn client_leaving_soon_after_an_event_is_found_without_waiting_for_the_heartbeat() {
+    let _serial = crate::support::serial();
     let server = start(Config {
         heartbeat: Duration::from_secs(60),
         ..config()

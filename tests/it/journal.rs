@@ -111,6 +111,7 @@ fn everything(addr: std::net::SocketAddr, last: &str) -> Vec<Message> {
 /// publish, restarting it on the same directory, then checks that every
 /// acknowledged event is served exactly once, in order, intact.
 fn crash_loop(mode: &str, publishers: usize, cycles: u64) {
+    let _serial = crate::support::serial();
     let dir = TempDir::new(&format!("crash-{mode}"));
     let flags = [
         "--journal-sync",

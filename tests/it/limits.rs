@@ -783,6 +783,7 @@ fn past_the_cap_the_longest_waiting_head_gets_408_to_make_room() {
 
 #[test]
 fn stalled_subscriber_dropped_while_reader_and_publishers_keep_going() {
+    let _serial = crate::support::serial();
     let server = start(Config {
         write_timeout: Duration::from_secs(1),
         // A small history: the stalled subscriber's thread is stuck in a write,

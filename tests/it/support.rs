@@ -15,6 +15,17 @@ use std::time::{Duration, Instant};
 
 use tinysse::{Config, Message, Parser, Running, Server};
 
+/// Runs heavy tests (floods, crash loops, thousands of connections) one at
+/// a time, and keeps the few tests that assert timings away from them: on a
+/// two-core machine they would otherwise starve each other. Hold the guard
+/// for the whole test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Safety net for every blocking read in the tests: a test that would hang
 /// fails after this instead.
 pub const PATIENCE: Duration = Duration::from_secs(10);
