@@ -46,6 +46,8 @@ pub enum Error {
     BadTopic,
     /// A token is missing or wrong (401).
     Unauthorized,
+    /// A signed token is refused; the text says why (401).
+    BadToken(&'static str),
     /// Publishing without a token on a non-loopback address (403).
     Forbidden,
     /// A line or an event in a parsed stream is over the parser's limit.
@@ -76,7 +78,7 @@ impl Error {
             Error::VersionNotSupported => 505,
             Error::LengthRequired => 411,
             Error::BodyTooLarge | Error::EventTooLarge => 413,
-            Error::Unauthorized => 401,
+            Error::Unauthorized | Error::BadToken(_) => 401,
             Error::Forbidden => 403,
             Error::UnsupportedTransferEncoding => 501,
             Error::Full | Error::Closed | Error::Unavailable(_) => 503,
@@ -106,6 +108,7 @@ impl fmt::Display for Error {
                 f.write_str("bad topic: use 1-128 characters of A-Z a-z 0-9 - _ . ~ : /")
             }
             Error::Unauthorized => f.write_str("missing or wrong token"),
+            Error::BadToken(why) => write!(f, "bad token: {why}"),
             Error::Forbidden => {
                 f.write_str("publishing without --token is allowed only on a loopback address")
             }

@@ -59,6 +59,8 @@ mod hub;
 mod journal;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod server;
 
 pub use error::Error;

@@ -79,8 +79,14 @@ impl Response {
     }
 
     /// The answer to an error: its status and its one-line reason.
+    /// The error's status and one-line reason; a 401 names the scheme it
+    /// wants, as RFC 9110 §11.6.1 requires.
     pub(crate) fn error(err: &crate::Error) -> Response {
-        Response::text(err.status(), format!("{err}\n"))
+        let response = Response::text(err.status(), format!("{err}\n"));
+        match err.status() {
+            401 => response.with_header("WWW-Authenticate", "Bearer"),
+            _ => response,
+        }
     }
 
     pub(crate) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {

@@ -70,6 +70,10 @@ pub struct Config {
     /// The Redis password, replacing the URL's (`--redis-password-file`).
     #[cfg(feature = "redis")]
     pub redis_password: Option<String>,
+    /// Give each client the rights of its signed token, checked with this
+    /// key (`--jwt-key-file`); replaces `token` and `subscribe_token`.
+    #[cfg(feature = "jwt")]
+    pub jwt_key: Option<Vec<u8>>,
 }
 
 impl Default for Config {
@@ -98,6 +102,8 @@ impl Default for Config {
             redis_stream: "tinysse".to_string(),
             #[cfg(feature = "redis")]
             redis_password: None,
+            #[cfg(feature = "jwt")]
+            jwt_key: None,
         }
     }
 }

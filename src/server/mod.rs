@@ -54,6 +54,8 @@ use crate::hub::{Hub, Level, Logger};
 use crate::wire::event::Event;
 
 pub use access::Access;
+#[cfg(feature = "jwt")]
+pub(crate) use access::bearer;
 pub use config::Config;
 use metrics::Metrics;
 
@@ -313,7 +315,16 @@ impl Server {
             None if open_publish => None,
             None => Some(accept::DEFAULT_MAX_PER_ADDRESS),
         };
-        Ok(Server {
+        #[cfg(feature = "jwt")]
+        let jwt_key = config.jwt_key.clone();
+        #[cfg(feature = "jwt")]
+        if jwt_key.is_some() && (config.token.is_some() || config.subscribe_token.is_some()) {
+            return Err(Error::BadConfig(
+                "--jwt-key-file replaces --token and --subscribe-token: give one or the other"
+                    .to_string(),
+            ));
+        }
+        let server = Server {
             listener,
             shared: Arc::new(Shared {
                 config,
@@ -329,7 +340,12 @@ impl Server {
                 pool: Mutex::new(accept::Pool::default()),
             }),
             hooks: Hooks::default(),
-        })
+        };
+        #[cfg(feature = "jwt")]
+        if let Some(key) = jwt_key {
+            return server.with_jwt_key(key);
+        }
+        Ok(server)
     }
 
     /// Greets each new subscriber: `greet` gets its request and returns

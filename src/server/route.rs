@@ -130,9 +130,6 @@ pub(super) fn respond_error(
     if let Some(request) = request {
         response = response.with_headers(cors_headers(shared, request));
     }
-    if matches!(err, Error::Unauthorized) {
-        response = response.with_header("WWW-Authenticate", "Bearer");
-    }
     send(shared, conn, &response, false, false);
 }
 

@@ -13,6 +13,8 @@ mod fuzz;
 mod hooks;
 #[cfg(feature = "journal")]
 mod journal;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod lifecycle;
 mod limits;
 mod protocol_doc;

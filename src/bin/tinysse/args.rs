@@ -46,6 +46,8 @@ Flags:
                            redis://[[USER]:PASSWORD@]HOST[:6379][/DB]
   --redis-stream KEY       the Redis stream's key (tinysse)
   --redis-password-file F  read the Redis password from file F (trailing newline ignored)
+  --jwt-key-file F         each client's rights in a signed token (JWT HS256), checked
+                           with the key in F (at least 32 bytes; replaces --token)
   --stdin                  publish each non-empty line of standard input as an event
   --stdin-topic T          topic for --stdin events (default)
   --stdin-event E          event type for --stdin events (none: message)
@@ -68,6 +70,8 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
     let mut quiet = false;
     #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
     let mut redis_password_file: Option<String> = None;
+    #[cfg_attr(not(feature = "jwt"), allow(unused_mut))]
+    let mut jwt_key_file: Option<String> = None;
     // Whether --journal-sync was given (it needs --journal).
     #[cfg_attr(not(feature = "journal"), allow(unused_mut))]
     let mut journal_sync = false;
@@ -117,6 +121,14 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
             "--redis" | "--redis-stream" | "--redis-password-file" => {
                 return Err(usage(format!(
                     "{flag}: this tinysse was built without the redis feature"
+                )));
+            }
+            #[cfg(feature = "jwt")]
+            "--jwt-key-file" => jwt_key_file = Some(value()?),
+            #[cfg(not(feature = "jwt"))]
+            "--jwt-key-file" => {
+                return Err(usage(format!(
+                    "{flag}: this tinysse was built without the jwt feature"
                 )));
             }
             #[cfg(not(feature = "journal"))]
@@ -177,6 +189,32 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
     }
     #[cfg(not(feature = "redis"))]
     let _ = redis_password_file;
+    #[cfg(feature = "jwt")]
+    if let Some(path) = jwt_key_file {
+        if config.token.is_some() || config.subscribe_token.is_some() {
+            return Err(usage(
+                "--jwt-key-file replaces --token and --subscribe-token: give one or the other"
+                    .to_string(),
+            ));
+        }
+        let mut key =
+            std::fs::read(&path).map_err(|err| usage(format!("--jwt-key-file {path}: {err}")))?;
+        if key.ends_with(b"\n") {
+            key.pop();
+            if key.ends_with(b"\r") {
+                key.pop();
+            }
+        }
+        if key.len() < 32 {
+            return Err(usage(format!(
+                "--jwt-key-file {path}: the key is {} bytes; it must be at least 32",
+                key.len()
+            )));
+        }
+        config.jwt_key = Some(key);
+    }
+    #[cfg(not(feature = "jwt"))]
+    let _ = jwt_key_file;
     #[cfg(all(feature = "journal", feature = "redis"))]
     if config.journal.is_some() && config.redis.is_some() {
         return Err(usage(
