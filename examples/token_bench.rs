@@ -146,7 +146,9 @@ fn run() -> Result<(), String> {
     let at = |quantile: f64| {
         let index =
             ((latencies.len() as f64 * quantile) as usize).min(latencies.len().saturating_sub(1));
-        latencies.get(index).map_or(f64::NAN, |&micros| micros as f64 / 1000.0)
+        latencies
+            .get(index)
+            .map_or(f64::NAN, |&micros| micros as f64 / 1000.0)
     };
     println!(
         "{subscribers} subscribers: {:.0} connects/s, delivered {:.1}%, latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",

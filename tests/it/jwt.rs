@@ -44,7 +44,10 @@ print(f"{header}.{payload}.{signature}")
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A token that may subscribe to `subscribe` and publish on `publish`.
@@ -96,7 +99,10 @@ fn subscribing_is_allowed_exactly_by_the_token_patterns() {
     let Some(everything) = self::token(&["*"], &[]) else {
         return;
     };
-    assert_eq!(subscribe_status(&server, "?topic=sports", &bearer(&everything)), 200);
+    assert_eq!(
+        subscribe_status(&server, "?topic=sports", &bearer(&everything)),
+        200
+    );
 }
 
 #[test]
@@ -128,7 +134,10 @@ fn a_subscription_without_topics_gets_only_the_allowed_ones_in_replay_and_live()
     post("user/42", "not under user/42/");
     post("user/42/x", "yours, live");
     let got: Vec<String> = (0..4).map(|_| subscriber.next_event().data).collect();
-    assert_eq!(got, ["unknown", "replayed", "yours, replayed", "yours, live"]);
+    assert_eq!(
+        got,
+        ["unknown", "replayed", "yours, replayed", "yours, live"]
+    );
     assert!(!first.is_empty());
 }
 
@@ -160,8 +169,14 @@ fn the_token_comes_by_header_query_or_cookie() {
         return;
     };
     let server = server();
-    assert_eq!(subscribe_status(&server, "?topic=news", &bearer(&token)), 200);
-    assert_eq!(subscribe_status(&server, &format!("?topic=news&token={token}"), ""), 200);
+    assert_eq!(
+        subscribe_status(&server, "?topic=news", &bearer(&token)),
+        200
+    );
+    assert_eq!(
+        subscribe_status(&server, &format!("?topic=news&token={token}"), ""),
+        200
+    );
     let cookie = format!("Cookie: theme=dark; tinysse_token={token}\r\n");
     assert_eq!(subscribe_status(&server, "?topic=news", &cookie), 200);
     assert_eq!(subscribe_status(&server, "?topic=news", ""), 401);
@@ -173,11 +188,24 @@ fn bad_tokens_get_401_with_a_one_line_reason() {
     let claims = |extra: &str| format!(r#"{{"mercure": {{"subscribe": ["*"]}}{extra}}}"#);
     let far = now() + 3600;
     let cases = [
-        ("expired", mint(&claims(&format!(r#", "exp": {}"#, now() - 120)), KEY, "HS256")),
-        ("not yet valid", mint(&claims(&format!(r#", "nbf": {far}"#)), KEY, "HS256")),
+        (
+            "expired",
+            mint(
+                &claims(&format!(r#", "exp": {}"#, now() - 120)),
+                KEY,
+                "HS256",
+            ),
+        ),
+        (
+            "not yet valid",
+            mint(&claims(&format!(r#", "nbf": {far}"#)), KEY, "HS256"),
+        ),
         ("alg none", mint(&claims(""), KEY, "none")),
         ("HS512", mint(&claims(""), KEY, "HS512")),
-        ("another key", mint(&claims(""), "another-key-of-at-least-32-bytes!!", "HS256")),
+        (
+            "another key",
+            mint(&claims(""), "another-key-of-at-least-32-bytes!!", "HS256"),
+        ),
         ("malformed", Some("not.a.token".to_string())),
     ];
     for (what, token) in cases {
@@ -204,7 +232,10 @@ fn bad_tokens_get_401_with_a_one_line_reason() {
 #[test]
 fn a_stream_ends_when_its_token_expires() {
     // exp 29 s ago: valid for one more second, thanks to the 30 s leeway.
-    let claims = format!(r#"{{"mercure": {{"subscribe": ["*"]}}, "exp": {}}}"#, now() - 29);
+    let claims = format!(
+        r#"{{"mercure": {{"subscribe": ["*"]}}, "exp": {}}}"#,
+        now() - 29
+    );
     let Some(token) = mint(&claims, KEY, "HS256") else {
         return;
     };
@@ -238,7 +269,12 @@ fn a_short_key_or_a_key_with_shared_tokens_exits_2() {
         let mut command = Command::new(BIN);
         command.args(args);
         let finished = run_to_end(command, PATIENCE);
-        assert_eq!(finished.status.code(), Some(2), "{args:?}: {}", finished.stderr);
+        assert_eq!(
+            finished.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            finished.stderr
+        );
         assert_eq!(finished.stderr.lines().count(), 1, "{}", finished.stderr);
     }
     std::fs::write(&file, format!("{KEY}\n")).unwrap();
