@@ -156,6 +156,21 @@ fn help_exits_0_with_usage() {
 }
 
 #[test]
+fn version_prints_the_crate_version() {
+    for flag in ["--version", "-V"] {
+        let finished = run(&[flag]);
+        assert!(finished.status.success(), "{flag}: {}", finished.stderr);
+        assert_eq!(
+            finished.stdout,
+            format!("tinysse {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+        assert_eq!(finished.stderr, "", "{flag}");
+    }
+    assert!(run(&["--help"]).stdout.contains("--version"));
+}
+
+#[test]
 fn serve_help_lists_every_flag() {
     let finished = run(&["serve", "--help"]);
     assert!(finished.status.success(), "{}", finished.stderr);

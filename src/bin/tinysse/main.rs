@@ -26,6 +26,7 @@ Usage:
   tinysse listen URL [FLAGS]      print the events of a stream, reconnecting like a browser
   tinysse publish URL [FLAGS] DATA|-   publish an event and print its id
   tinysse --help                  show this help
+  tinysse --version               print the version
 
 Subscribe: curl -N http://127.0.0.1:8080/events
 Publish:   curl -d data=hello http://127.0.0.1:8080/publish
@@ -68,6 +69,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("--help" | "-h" | "help") => {
             print!("{HELP}");
+            Ok(())
+        }
+        Some("--version" | "-V") => {
+            println!("tinysse {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
         Some("serve") => serve(&args[1..]),
