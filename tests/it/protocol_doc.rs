@@ -212,7 +212,7 @@ fn resume() -> Output {
 /// `listen --raw` across a restart of `tinysse serve` (killed, as Ctrl-C
 /// does, then started again on the same port).
 fn restart() -> Output {
-    let args = ["--heartbeat", "0", "--retry", "1000", "--quiet"];
+    let args = ["--heartbeat", "0", "--retry", "1000"];
     let first = Served::start("127.0.0.1:0", &args);
     let addr = first.addr;
     let mut listen = Listen::start(&[&base_url(addr)]);

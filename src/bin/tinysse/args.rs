@@ -41,7 +41,7 @@ Flags:
   --stdin                  publish each non-empty line of standard input as an event
   --stdin-topic T          topic for --stdin events (default)
   --stdin-event E          event type for --stdin events (none: message)
-  --quiet                  log only errors
+  --quiet                  log only errors (not even the startup line)
   --help                   show this help
 
 Without --token, publishing is allowed only while listening on a loopback address.

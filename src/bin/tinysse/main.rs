@@ -127,14 +127,18 @@ fn serve(args: &[String]) -> Result<(), Fail> {
             }
         });
     let addr = server.local_addr();
-    eprintln!(
-        "tinysse: listening on http://{addr} — open it in a browser for the demo; subscribe at /events, publish at /publish"
-    );
-    for warning in [publish_warning(&config, addr), open_files_warning(&config)]
-        .into_iter()
-        .flatten()
-    {
-        eprintln!("tinysse: warning: {warning}");
+    // --quiet logs errors only: with `logread -f | tinysse serve --stdin`,
+    // anything else would go to the system log and back into the stream.
+    if !quiet {
+        eprintln!(
+            "tinysse: listening on http://{addr} — open it in a browser for the demo; subscribe at /events, publish at /publish"
+        );
+        for warning in [publish_warning(&config, addr), open_files_warning(&config)]
+            .into_iter()
+            .flatten()
+        {
+            eprintln!("tinysse: warning: {warning}");
+        }
     }
     if let Some((topic, event)) = options.stdin {
         let hub = server.hub().clone();
@@ -145,9 +149,10 @@ fn serve(args: &[String]) -> Result<(), Fail> {
             .spawn(move || {
                 let stdin = io::stdin().lock();
                 match stdin::pump_lines(&hub, stdin, &topic, &event, max_line) {
-                    Ok(count) => eprintln!(
+                    Ok(count) if !quiet => eprintln!(
                         "tinysse: standard input ended after {count} events; still serving"
                     ),
+                    Ok(_) => {}
                     Err(err) => eprintln!("tinysse: error: reading standard input: {err}"),
                 }
             })?;
