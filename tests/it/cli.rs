@@ -469,3 +469,28 @@ fn quiet_prints_nothing_but_errors() {
         "{first:?}"
     );
 }
+
+/// `--listen localhost:PORT` listens on the first address `localhost`
+/// resolves to (a loopback one); `--listen :PORT` on every IPv4 address,
+/// with the rules of a non-loopback address (publishing needs a token).
+#[test]
+fn listen_accepts_localhost_and_a_port_alone() {
+    let served = serve(&["serve", "--listen", "localhost:0"], Stdio::null());
+    let shown: SocketAddr = served
+        .banner
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {:?}", served.banner));
+    assert!(shown.ip().is_loopback(), "{}", served.banner);
+    assert_eq!(healthz(shown), (200, "ok\n".to_string()));
+
+    let mut served = serve(&["serve", "--listen", ":0"], Stdio::null());
+    assert!(
+        served.banner.contains("listening on http://0.0.0.0:"),
+        "{}",
+        served.banner
+    );
+    served.wait_for_line("POST /publish answers 403");
+    assert_eq!(healthz(served.addr), (200, "ok\n".to_string()));
+}

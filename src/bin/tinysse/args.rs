@@ -1,5 +1,6 @@
 //! The command line: flags and help for `serve`, `listen` and `publish`.
 
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use tinysse::{Config, check_topic};
@@ -26,7 +27,8 @@ Runs the Server-Sent Events hub. Subscribe with GET /events, publish with
 POST /publish; open the address in a browser for the demo page.
 
 Flags:
-  --listen ADDR            address to listen on, IPv4 or [IPv6]:port (127.0.0.1:8080)
+  --listen ADDR            address to listen on: IP:PORT, [IPv6]:PORT, :PORT (all
+                           IPv4 addresses) or localhost:PORT (127.0.0.1:8080)
   --token T                token publishers send as Authorization: Bearer T
   --token-file F           read the publish token from file F (trailing newline ignored)
   --subscribe-token T      token subscribers send as ?token=T or Authorization: Bearer T
@@ -64,14 +66,7 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
         let mut value = || take_value(flag, inline.clone(), &mut args);
         match flag {
             "--help" | "-h" => return Ok(None),
-            "--listen" => {
-                let text = value()?;
-                config.listen = text.parse().map_err(|_| {
-                    usage(format!(
-                        "--listen: {text:?} is not an address like 127.0.0.1:8080 or [::1]:8080"
-                    ))
-                })?;
-            }
+            "--listen" => config.listen = parse_listen(&value()?)?,
             "--token" => config.token = Some(non_empty(flag, value()?)?),
             "--token-file" => token_file = Some(value()?),
             "--subscribe-token" => config.subscribe_token = Some(non_empty(flag, value()?)?),
@@ -141,6 +136,27 @@ pub(crate) fn parse_serve_args<S: AsRef<str>>(args: &[S]) -> Result<Option<Serve
         stdin,
         quiet,
     }))
+}
+
+/// `--listen`: `IP:PORT`, `:PORT` (every IPv4 address), or `HOST:PORT`
+/// (`localhost:8080`), resolved once, now: the first address it resolves to.
+fn parse_listen(text: &str) -> Result<SocketAddr, Fail> {
+    let address = match text.strip_prefix(':') {
+        Some(port) => port
+            .parse()
+            .ok()
+            .map(|port| SocketAddr::from(([0, 0, 0, 0], port))),
+        None => text
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut found| found.next()),
+    };
+    address.ok_or_else(|| {
+        usage(format!(
+            "--listen: {text:?} is not an address: write IP:PORT (127.0.0.1:8080, [::1]:8080), \
+             :PORT (every IPv4 address) or localhost:PORT"
+        ))
+    })
 }
 
 /// The help text of `tinysse listen`.
@@ -437,6 +453,16 @@ mod tests {
     }
 
     #[test]
+    fn listen_takes_a_port_alone_or_a_host_name() {
+        let listen = |text: &str| config(&["--listen", text]).listen;
+        assert_eq!(listen(":8080"), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(listen("[::1]:8080"), "[::1]:8080".parse().unwrap());
+        let local = listen("localhost:8080");
+        assert!(local.ip().is_loopback(), "{local}");
+        assert_eq!(local.port(), 8080);
+    }
+
+    #[test]
     fn stdin_options() {
         let options =
             parse_serve_args(&["--stdin", "--stdin-topic", "logs", "--stdin-event", "line"])
@@ -462,7 +488,10 @@ mod tests {
             (&["--history", "-1"], "not a whole number"),
             (&["--history-bytes", "4MB"], "not a size"),
             (&["--max-body", "99999999999999999999KiB"], "not a size"),
-            (&["--listen", "localhost"], "--listen"),
+            (&["--listen", "localhost"], "localhost:PORT"),
+            (&["--listen", ":http"], ":PORT"),
+            (&["--listen", ":65536"], "IP:PORT"),
+            (&["--listen", "127.0.0.1"], "--listen"),
             (&["--token", ""], "must not be empty"),
             (&["--token-file", "/nonexistent/tinysse"], "--token-file"),
             (&["--quiet=yes"], "unknown flag"),
