@@ -308,10 +308,11 @@ fn stdin_lines_become_events_then_eof_keeps_serving() {
     );
     let mut subscriber = subscribe(served.addr, "/events?topic=logs", "");
     let mut other = subscribe(served.addr, "/events?topic=other", "");
-    // An empty line is not an event; CRLF ends a line like LF.
+    // An empty line, or one of only spaces and tabs, is not an event; CRLF
+    // ends a line like LF.
     served
         .stdin()
-        .write_all(b"first line\n\nsecond line\r\n")
+        .write_all(b"first line\n\n \t \nsecond line\r\n")
         .unwrap();
     served.stdin().flush().unwrap();
     let events = subscriber.events(2);

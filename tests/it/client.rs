@@ -963,8 +963,9 @@ fn publish_reads_stdin_and_removes_one_trailing_newline() {
     assert_eq!(event.data, "line one\n\n  indented\n");
 }
 
-/// `--each-line` posts one event per non-empty line (LF or CRLF, the last
-/// line may lack one) over ONE keep-alive connection, and prints each id.
+/// `--each-line` posts one event per line (LF or CRLF, the last line may
+/// lack one; lines empty or of only spaces and tabs skipped) over ONE
+/// keep-alive connection, and prints each id.
 #[test]
 fn publish_each_line_uses_one_connection() {
     let requests = Arc::new(Mutex::new(Vec::<(Vec<u8>, Vec<u8>)>::new()));
@@ -1003,7 +1004,7 @@ fn publish_each_line_uses_one_connection() {
             "--each-line",
             "-",
         ],
-        Some(b"one\n\ntwo\r\n\nthree"),
+        Some(b"one\n\n  \t\r\ntwo\r\n\n\t\nthree"),
     );
     assert!(finished.status.success(), "{}", finished.stderr);
     assert_eq!(finished.stdout, "id-1\nid-2\nid-3\n");

@@ -40,7 +40,8 @@ Flags:
   --max-body SIZE          largest publish body (64KiB)
   --write-timeout SECS     drop a subscriber whose socket accepts nothing this long (30)
   --cors-origin ORIGIN     allow this origin (or *) by CORS; repeatable
-  --stdin                  publish each non-empty line of standard input as an event
+  --stdin                  publish each line of standard input as an event
+                           (lines empty or of only spaces and tabs are skipped)
   --stdin-topic T          topic for --stdin events (default)
   --stdin-event E          event type for --stdin events (none: message)
   --quiet                  log only errors (not even the startup line)
@@ -186,7 +187,8 @@ Usage: tinysse publish URL [--topic T] [--event E] [--retry MS] [--token T]
 
 Publishes DATA as one event and prints its id. With -, reads the data from
 standard input (one trailing newline removed); with --each-line, publishes
-each non-empty line of standard input as its own event, over one connection.
+each line of standard input as its own event, over one connection (lines
+empty or of only spaces and tabs are skipped).
 
 URL is the server's address (http://127.0.0.1:8080, /publish is added) or a
 full publish URL. Exit 1 with the server's reason when it refuses.

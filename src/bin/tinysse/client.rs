@@ -25,6 +25,7 @@ use tinysse::{Config, Parser};
 
 use crate::Fail;
 use crate::show::{RawView, print_event, print_raw};
+use crate::stdin::is_blank;
 
 /// Time allowed to connect, and for the server to answer a request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -319,7 +320,7 @@ pub(crate) enum DataSource {
     /// The command-line argument.
     Argument(String),
     /// Standard input: all of it as one event (one trailing newline removed),
-    /// or with `each_line`, one event per non-empty line.
+    /// or with `each_line`, one event per line that is not blank.
     Stdin,
 }
 
@@ -397,7 +398,7 @@ pub(crate) fn publish(
                 }
                 let text = line.strip_suffix(b"\n").unwrap_or(&line);
                 let text = text.strip_suffix(b"\r").unwrap_or(text);
-                if !text.is_empty() {
+                if !is_blank(text) {
                     send(text)?;
                 }
             }
