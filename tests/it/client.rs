@@ -721,6 +721,56 @@ fn listen_stops_for_good_on_401_404_and_a_wrong_content_type() {
     );
 }
 
+/// `listen --token T` sends `Authorization: Bearer T` (a subscriber token
+/// or the publish token); a wrong one stops it with the server's 401.
+#[test]
+fn listen_sends_its_token_as_a_bearer() {
+    let server = start(Config {
+        subscribe_token: Some("letmein".to_string()),
+        token: Some("publisher".to_string()),
+        ..config()
+    });
+    let base = format!("http://{}", server.addr);
+    for token in ["letmein", "publisher"] {
+        let mut listen = Cli::spawn(&["listen", &base, "--topic", "t", "--token", token]);
+        listen.stderr.line_with("tinysse: connected to");
+        let id = server.hub().publish("t", Event::new(token)).unwrap();
+        listen
+            .stdout
+            .wait_for(&format!("== message (id {id})\n{token}\n\n"));
+    }
+    let line = Cli::spawn(&["listen", &base, "--token", "wrong"]).fails_with(1);
+    assert_eq!(
+        line,
+        "tinysse: the server answered 401 Unauthorized: missing or wrong token"
+    );
+
+    let received = Arc::new(Mutex::new(None::<Vec<u8>>));
+    let fake = FakeServer::new({
+        let received = received.clone();
+        move |stream, _| {
+            let mut reader = BufReader::new(&stream);
+            if let Some(head) = read_request_head(&mut reader) {
+                *received.lock().unwrap() = Some(head);
+                let _ = (&stream).write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+            }
+        }
+    });
+    Cli::spawn(&["listen", &fake.url(""), "--token=s p"]).fails_with(1);
+    let head = received.lock().unwrap().clone().expect("a request");
+    assert_eq!(
+        header(&head, "authorization").as_deref(),
+        Some("Bearer s p")
+    );
+    for bad in ["", "a\r\nX-Injected: 1"] {
+        let line = Cli::spawn(&["listen", &fake.url(""), "--token", bad]).fails_with(2);
+        assert!(line.contains("--token"), "{line}");
+        let line = Cli::spawn(&["publish", &fake.url(""), "--token", bad, "x"]).fails_with(2);
+        assert!(line.contains("--token"), "{line}");
+    }
+    assert_eq!(fake.connections(), 1, "a usage error sent a request");
+}
+
 /// `--raw` shows exactly the bytes that came: the `| ` lines, unescaped and
 /// joined, are the response byte for byte (LF, CRLF and lone CR endings, a
 /// comment, a byte that is not UTF-8, a tab, a multi-byte character,

@@ -162,7 +162,7 @@ fn parse_listen(text: &str) -> Result<SocketAddr, Fail> {
 
 /// The help text of `tinysse listen`.
 pub(crate) const LISTEN_HELP: &str = "\
-Usage: tinysse listen URL [--topic T]... [--last-event-id ID] [--raw]
+Usage: tinysse listen URL [--topic T]... [--last-event-id ID] [--token T] [--raw]
 
 Subscribes to a stream and prints each event as it arrives, like a browser's
 EventSource: reconnects after the server's retry time with Last-Event-ID, and
@@ -170,11 +170,12 @@ stops (exit 1) when the server answers with a status other than 200 or a
 Content-Type other than text/event-stream.
 
 URL is the server's address (http://127.0.0.1:8080, /events is added) or a
-full stream URL.
+full stream URL (http://127.0.0.1:8080/events?token=T also sends a token).
 
 Flags:
   --topic T             receive only topic T; repeatable (default: all topics)
   --last-event-id ID    resume after event ID
+  --token T             subscriber token, sent as Authorization: Bearer T
   --raw                 print the bytes as they arrive, line endings shown as
                         \\r and \\n, with a => line where each event is dispatched
   --help                show this help
@@ -211,6 +212,7 @@ pub(crate) fn parse_listen_args<S: AsRef<str>>(args: &[S]) -> Result<Option<List
         topics: Vec::new(),
         last_event_id: None,
         raw: false,
+        token: None,
     };
     let mut args = args.iter().map(AsRef::as_ref);
     while let Some(arg) = args.next() {
@@ -221,6 +223,7 @@ pub(crate) fn parse_listen_args<S: AsRef<str>>(args: &[S]) -> Result<Option<List
             "--topic" => options.topics.push(topic_flag(value()?)?),
             "--last-event-id" => options.last_event_id = Some(value()?),
             "--raw" if inline.is_none() => options.raw = true,
+            "--token" => options.token = Some(token_flag(value()?)?),
             _ if flag.starts_with('-') => {
                 return Err(usage(format!(
                     "unknown flag {flag} (see tinysse listen --help)"
@@ -280,7 +283,7 @@ pub(crate) fn parse_publish_args<S: AsRef<str>>(
                 options.event = Some(event);
             }
             "--retry" => options.retry = Some(parse_count(flag, &value()?)? as u64),
-            "--token" => options.token = Some(non_empty(flag, value()?)?),
+            "--token" => options.token = Some(token_flag(value()?)?),
             "--each-line" if inline.is_none() => options.each_line = true,
             "-" => positional.push(arg.to_string()),
             _ if flag.starts_with('-') => {
@@ -316,6 +319,14 @@ pub(crate) fn parse_publish_args<S: AsRef<str>>(
         ));
     }
     Ok(Some(options))
+}
+
+/// The value of a client's `--token` flag: it goes into a header line.
+fn token_flag(token: String) -> Result<String, Fail> {
+    if token.contains(['\r', '\n', '\0']) {
+        return Err(usage("--token must not contain CR, LF or NUL".to_string()));
+    }
+    non_empty("--token", token)
 }
 
 /// The value of a `--topic` flag, checked.

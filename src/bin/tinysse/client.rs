@@ -133,6 +133,8 @@ pub(crate) struct ListenOptions {
     pub(crate) last_event_id: Option<String>,
     /// Print the bytes as they arrive instead of the events.
     pub(crate) raw: bool,
+    /// The subscriber (or publish) token, sent as `Authorization: Bearer`.
+    pub(crate) token: Option<String>,
 }
 
 /// Subscribes and prints events to `out` (log lines to `log`) until the
@@ -159,8 +161,8 @@ pub(crate) fn listen(
         let outcome = listen_once(
             &target,
             &last_event_id,
+            options,
             &mut parser,
-            options.raw,
             &mut connected,
             out,
             log,
@@ -209,8 +211,8 @@ enum Outcome {
 fn listen_once(
     target: &Target,
     last_event_id: &str,
+    options: &ListenOptions,
     parser: &mut Parser,
-    raw: bool,
     connected: &mut bool,
     out: &mut dyn Write,
     log: &mut dyn Write,
@@ -223,7 +225,11 @@ fn listen_once(
     if !last_event_id.is_empty() {
         request.push_str(&format!("Last-Event-ID: {last_event_id}\r\n"));
     }
+    if let Some(token) = &options.token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     request.push_str("\r\n");
+    let raw = options.raw;
     if raw && print_raw(out, request.as_bytes(), ">").is_err() {
         return Ok(Outcome::OutputClosed);
     }
