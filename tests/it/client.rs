@@ -222,7 +222,12 @@ impl Cli {
 
     /// Waits (at most [`PATIENCE`]) for the child to exit.
     fn finish(&mut self) -> Finished {
-        let deadline = Instant::now() + PATIENCE;
+        self.finish_within(PATIENCE)
+    }
+
+    /// [`Cli::finish`], waiting at most `limit`.
+    fn finish_within(&mut self, limit: Duration) -> Finished {
+        let deadline = Instant::now() + limit;
         self.stdout.read_to_end(deadline);
         self.stderr.read_to_end(deadline);
         let elapsed = self.started.elapsed();
@@ -1169,6 +1174,94 @@ fn publish_flags_reach_the_server_and_refusals_exit_1() {
     let line = Cli::spawn(&["listen", &fake.url(""), "--topic", "bad topic"]).fails_with(2);
     assert!(line.contains("--topic"), "{line}");
     assert_eq!(fake.connections(), 0, "a usage error sent a request");
+}
+
+// ---------------------------------------------------------------------------
+// errors
+
+/// A server that accepts and never answers: after 10 s, `publish` exits 1
+/// and `listen` reconnects, each saying there was no answer within 10 s.
+#[test]
+fn a_server_that_never_answers_is_named_as_such() {
+    let (done, wait) = mpsc::channel::<()>();
+    let wait = Mutex::new(wait);
+    let fake = FakeServer::new(move |stream, _| {
+        let mut reader = BufReader::new(&stream);
+        let _ = read_request_head(&mut reader);
+        // Silent until the test ends.
+        let _ = wait.lock().unwrap().recv_timeout(PATIENCE * 3);
+    });
+    let mut publish = Cli::spawn(&["publish", &fake.url(""), "x"]);
+    let mut listen = Cli::spawn(&["listen", &fake.url("")]);
+    let finished = publish.finish_within(PATIENCE * 2);
+    assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
+    assert_eq!(finished.stderr, "tinysse: no answer within 10 s\n");
+    assert!(
+        finished.elapsed >= Duration::from_secs(10),
+        "{:?}",
+        finished.elapsed
+    );
+    let line = listen.stderr.line_with("reconnecting in");
+    assert!(
+        line.starts_with("tinysse: no answer within 10 s; reconnecting in "),
+        "{line}"
+    );
+    drop(done);
+}
+
+/// A port that answers something other than HTTP (an SSH server, say):
+/// the clients say what came, escaped and cut short.
+#[test]
+fn an_answer_that_is_not_http_is_shown() {
+    let fake = FakeServer::new(|stream, index| {
+        let mut stream = &stream;
+        let greeting: &[u8] = if index < 2 {
+            b"SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n"
+        } else {
+            b"\x00 this line is far too long to be shown whole in one line of an error message\n"
+        };
+        let _ = stream.write_all(greeting);
+        let mut reader = BufReader::new(stream);
+        let _ = read_request_head(&mut reader);
+        let _ = stream.write_all(b"Invalid SSH identification string.\r\n");
+    });
+    let line = Cli::spawn(&["publish", &fake.url(""), "x"]).fails_with(1);
+    assert_eq!(
+        line,
+        r#"tinysse: the server did not answer in HTTP; it sent "SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n""#
+    );
+    let mut listen = Cli::spawn(&["listen", &fake.url("")]);
+    let line = listen.stderr.line_with("reconnecting in");
+    assert!(
+        line.starts_with(
+            r#"tinysse: the server did not answer in HTTP; it sent "SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n"; reconnecting in "#
+        ),
+        "{line}"
+    );
+    let line = Cli::spawn(&["publish", &fake.url(""), "x"]).fails_with(1);
+    assert_eq!(
+        line,
+        r#"tinysse: the server did not answer in HTTP; it sent "\x00 this line is far too long to be shown whole in one line...""#
+    );
+}
+
+/// A URL without a scheme is taken as `http://`.
+#[test]
+fn a_url_without_a_scheme_is_http() {
+    let server = start(config());
+    let bare = server.addr.to_string();
+    let mut listen = Cli::spawn(&["listen", &bare, "--topic", "t"]);
+    let line = listen.stderr.next_line("the connected line");
+    assert_eq!(
+        line,
+        format!("tinysse: connected to http://{bare}/events?topic=t")
+    );
+    let finished = run(&["publish", &bare, "--topic", "t", "hello"], None);
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let id = finished.stdout.trim_end();
+    listen
+        .stdout
+        .wait_for(&format!("== message (id {id})\nhello\n\n"));
 }
 
 // ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ use tinysse::http::{Conn, percent_encode};
 use tinysse::{Config, Parser};
 
 use crate::Fail;
-use crate::show::{RawView, print_event, print_raw};
+use crate::show::{RawView, escape, print_event, print_raw};
 use crate::stdin::is_blank;
 
 /// Time allowed to connect, and for the server to answer a request.
@@ -49,14 +49,25 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Parses an `http://` URL. A URL that is only the server's base address
+    /// Parses an `http://` URL, or one without a scheme (`127.0.0.1:8080`),
+    /// taken as `http://`. A URL that is only the server's base address
     /// (`http://host:port`, with or without a trailing `/`) gets `default_path`;
     /// a URL with another path is used as given.
     pub(crate) fn parse(url: &str, default_path: &str) -> Result<Target, Fail> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(Fail::Usage(format!(
-                "{url:?}: only http:// URLs are supported (put a TLS proxy in front for https)"
-            )));
+        let rest = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+            Some((scheme, _))
+                if !scheme.is_empty()
+                    && scheme
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+            {
+                return Err(Fail::Usage(format!(
+                    "{url:?}: only http:// URLs are supported (put a TLS proxy in front for https)"
+                )));
+            }
+            // No scheme (`127.0.0.1:8080`): http.
+            _ => url,
         };
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
@@ -234,7 +245,10 @@ fn listen_once(
         return Ok(Outcome::OutputClosed);
     }
     conn.get_mut().write_all(request.as_bytes())?;
-    let head = conn.read_response_head(CONNECT_TIMEOUT)?;
+    let head = match conn.read_response_head(CONNECT_TIMEOUT) {
+        Ok(head) => head,
+        Err(err) => return Err(Fail::Runtime(no_answer(&err, conn.buffered()))),
+    };
     if raw && print_raw(out, &head.raw, "|").is_err() {
         return Ok(Outcome::OutputClosed);
     }
@@ -460,7 +474,7 @@ impl Connection {
             Err(err @ tinysse::Error::BadResponse(_)) if conn.buffered().is_empty() => {
                 return Err(Fail::Closed(err.to_string()));
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(Fail::Runtime(no_answer(&err, conn.buffered()))),
         };
         let body = conn.read_body(head.body_framing(), MAX_RESPONSE_BODY_BYTES)?;
         let closing = head
@@ -478,6 +492,34 @@ impl Connection {
             )));
         }
         Ok(text)
+    }
+}
+
+/// Why no response head came, in words: no answer in time, or what came
+/// instead of HTTP (`received`: the bytes read).
+fn no_answer(err: &tinysse::Error, received: &[u8]) -> String {
+    let seconds = CONNECT_TIMEOUT.as_secs();
+    // The first line that came, escaped, cut to about 60 characters.
+    let end = received
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map_or(received.len(), |at| at + 1);
+    let line = escape(&received[..end]);
+    let mut sent: String = line.chars().take(60).collect();
+    if sent.len() < line.len() {
+        sent.push_str("...");
+    }
+    if !b"HTTP/".starts_with(&received[..received.len().min(5)]) {
+        return format!("the server did not answer in HTTP; it sent \"{sent}\"");
+    }
+    match err {
+        tinysse::Error::HeadTimeout if received.is_empty() => {
+            format!("no answer within {seconds} s")
+        }
+        tinysse::Error::HeadTimeout => {
+            format!("no complete answer within {seconds} s; it sent \"{sent}\"")
+        }
+        err => err.to_string(),
     }
 }
 
@@ -510,11 +552,56 @@ mod tests {
         check("http://h:1/other", "h:1", "/other");
         check("http://[::1]/x", "[::1]:80", "/x");
         assert!(Target::parse("https://h", "/events").is_err());
-        assert!(Target::parse("h:1", "/events").is_err());
+        check("h:1", "h:1", "/events");
+        check("HTTP://h:1/x", "h:1", "/x");
+        check("h:1/e?u=http://x", "h:1", "/e?u=http://x");
+        assert!(Target::parse("ftp://h:1", "/events").is_err());
         assert!(Target::parse("http:///x", "/events").is_err());
         let target = Target::parse("http://h:1", "/events")
             .unwrap()
             .with_query(&[("topic", "a b&c"), ("x", "1")]);
         assert_eq!(target.path, "/events?topic=a%20b%26c&x=1");
+    }
+
+    #[test]
+    fn says_why_no_answer_came() {
+        use tinysse::Error;
+        let check = |err: Error, received: &[u8], expected: &str| {
+            assert_eq!(no_answer(&err, received), expected, "{received:?}");
+        };
+        check(Error::HeadTimeout, b"", "no answer within 10 s");
+        check(
+            Error::HeadTimeout,
+            b"HTTP/1.1 200 OK\r\nContent-",
+            "no complete answer within 10 s; it sent \"HTTP/1.1 200 OK\\r\\n\"",
+        );
+        check(
+            Error::BadResponse("connection closed mid-head"),
+            b"SSH-2.0-OpenSSH_9.6\r\nInvalid SSH identification string.\r\n",
+            "the server did not answer in HTTP; it sent \"SSH-2.0-OpenSSH_9.6\\r\\n\"",
+        );
+        check(
+            Error::HeadTimeout,
+            b"\x15\x03\x01\x00\x02",
+            "the server did not answer in HTTP; it sent \"\\x15\\x03\\x01\\x00\\x02\"",
+        );
+        check(
+            Error::HeadTimeout,
+            "é".repeat(100).as_bytes(),
+            &format!(
+                "the server did not answer in HTTP; it sent \"{}...\"",
+                "é".repeat(60)
+            ),
+        );
+        check(
+            Error::BadResponse("malformed status line"),
+            b"HTTP/1.1 2xx OK\r\n\r\n",
+            "bad response: malformed status line",
+        );
+        check(
+            Error::HeadTimeout,
+            b"HTT",
+            "no complete answer within 10 s; it sent \"HTT\"",
+        );
     }
 }
