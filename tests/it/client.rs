@@ -1179,6 +1179,75 @@ fn publish_flags_reach_the_server_and_refusals_exit_1() {
 // ---------------------------------------------------------------------------
 // errors
 
+/// A server at `--max-subscribers` answers with a comment and closes:
+/// `listen` says what the comment said in its reconnecting line.
+#[test]
+fn listen_says_why_a_full_server_closed_the_stream() {
+    let server = start(Config {
+        max_subscribers: 1,
+        ..config()
+    });
+    let _first = subscribe(server.addr, "/events", "");
+    let mut listen = Cli::spawn(&["listen", &format!("http://{}", server.addr)]);
+    listen.stderr.line_with("tinysse: connected to");
+    let line = listen.stderr.next_line("the reconnecting line");
+    assert!(
+        line.starts_with(
+            r#"tinysse: the server closed the stream, saying ": server full, try again later"; reconnecting in "#
+        ),
+        "{line}"
+    );
+}
+
+/// The comment named is the last one since the last `data:` line, and
+/// never a heartbeat.
+#[test]
+fn listen_names_the_last_comment_since_the_last_event() {
+    const BODIES: [&[u8]; 4] = [
+        b": hello\n\nretry: 10\n\n: bye\r\nid: 1\n\n",
+        b"retry: 10\n\n: old news\n\ndata: x\n\n: heartbeat\n\n",
+        b"retry: 10\n: split across two writes",
+        b"\n\n",
+    ];
+    let fake = FakeServer::new(|stream, index| {
+        let mut reader = BufReader::new(&stream);
+        if read_request_head(&mut reader).is_none() {
+            return;
+        }
+        let mut stream = &stream;
+        if index >= 3 {
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+            return;
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+        stream.set_nodelay(true).unwrap();
+        for body in &BODIES[index..] {
+            let _ = stream.write_all(body);
+            if index < 2 {
+                break;
+            }
+        }
+    });
+    let finished = Cli::spawn(&["listen", &fake.url("")]).finish();
+    let reasons: Vec<&str> = finished
+        .stderr
+        .lines()
+        .filter_map(|line| line.split("; reconnecting in").next())
+        .filter(|line| !line.starts_with("tinysse: connected"))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            r#"tinysse: the server closed the stream, saying ": bye""#,
+            "tinysse: the server closed the stream",
+            r#"tinysse: the server closed the stream, saying ": split across two writes""#,
+            "tinysse: the server answered 204 No Content",
+        ],
+        "{}",
+        finished.stderr
+    );
+}
+
 /// A server that accepts and never answers: after 10 s, `publish` exits 1
 /// and `listen` reconnects, each saying there was no answer within 10 s.
 #[test]

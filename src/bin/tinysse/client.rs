@@ -186,7 +186,11 @@ pub(crate) fn listen(
         let why = match outcome {
             Ok(Outcome::OutputClosed) => return Ok(()),
             Ok(Outcome::Refused(why)) => return Err(Fail::Runtime(why)),
-            Ok(Outcome::ServerClosed) => "the server closed the stream".to_string(),
+            Ok(Outcome::ServerClosed(None)) => "the server closed the stream".to_string(),
+            // A full server says so in a comment before it closes.
+            Ok(Outcome::ServerClosed(Some(comment))) => {
+                format!("the server closed the stream, saying {comment}")
+            }
             Err(err) => {
                 failures = failures.saturating_add(1);
                 err.to_string()
@@ -214,7 +218,8 @@ pub(crate) fn listen(
 
 /// How one connection of `listen` ended, when not by an error.
 enum Outcome {
-    ServerClosed,
+    /// With the last comment since the last `data:` line, if any (not a heartbeat).
+    ServerClosed(Option<String>),
     OutputClosed,
     Refused(String),
 }
@@ -288,6 +293,7 @@ fn listen_once(
     let mut body = conn.body_reader(head.body_framing(), STREAM_IDLE_TIMEOUT);
     let mut chunk = vec![0u8; 8192];
     let mut view = RawView::default();
+    let mut comments = Comments::default();
     let end = loop {
         // --raw: a CR at the end of what came may be the first half of a CRLF.
         // Wait a moment for the next byte, not until the next event (the
@@ -301,7 +307,11 @@ fn listen_once(
             }
         }
         let read = match body.read(&mut chunk) {
-            Ok(0) => break Ok(Outcome::ServerClosed),
+            Ok(0) => {
+                break Ok(Outcome::ServerClosed(
+                    comments.last.as_deref().map(quoted_line),
+                ));
+            }
             Ok(read) => read,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) if err.kind() == io::ErrorKind::TimedOut => {
@@ -312,6 +322,7 @@ fn listen_once(
             }
             Err(err) => break Err(err.into()),
         };
+        comments.feed(&chunk[..read]);
         let printed = if raw {
             view.show(&chunk[..read], parser, out, log)
         } else {
@@ -499,27 +510,58 @@ impl Connection {
 /// instead of HTTP (`received`: the bytes read).
 fn no_answer(err: &tinysse::Error, received: &[u8]) -> String {
     let seconds = CONNECT_TIMEOUT.as_secs();
-    // The first line that came, escaped, cut to about 60 characters.
-    let end = received
-        .iter()
-        .position(|&byte| byte == b'\n')
-        .map_or(received.len(), |at| at + 1);
-    let line = escape(&received[..end]);
-    let mut sent: String = line.chars().take(60).collect();
-    if sent.len() < line.len() {
-        sent.push_str("...");
-    }
+    let sent = quoted_line(received);
     if !b"HTTP/".starts_with(&received[..received.len().min(5)]) {
-        return format!("the server did not answer in HTTP; it sent \"{sent}\"");
+        return format!("the server did not answer in HTTP; it sent {sent}");
     }
     match err {
         tinysse::Error::HeadTimeout if received.is_empty() => {
             format!("no answer within {seconds} s")
         }
         tinysse::Error::HeadTimeout => {
-            format!("no complete answer within {seconds} s; it sent \"{sent}\"")
+            format!("no complete answer within {seconds} s; it sent {sent}")
         }
         err => err.to_string(),
+    }
+}
+
+/// The first line of `bytes`, escaped, cut to about 60 characters, quoted.
+fn quoted_line(bytes: &[u8]) -> String {
+    let end = bytes
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map_or(bytes.len(), |at| at + 1);
+    let line = escape(&bytes[..end]);
+    let mut shown: String = line.chars().take(60).collect();
+    if shown.len() < line.len() {
+        shown.push_str("...");
+    }
+    format!("\"{shown}\"")
+}
+
+/// Watches a stream's lines for comments: the last one since the last
+/// `data:` line (a heartbeat aside) says why a server closed the stream.
+#[derive(Default)]
+struct Comments {
+    /// The line being read, its first bytes.
+    line: Vec<u8>,
+    last: Option<Vec<u8>>,
+}
+
+impl Comments {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' || byte == b'\r' {
+                let line = std::mem::take(&mut self.line);
+                if line.starts_with(b"data") {
+                    self.last = None;
+                } else if line.starts_with(b":") && line != b": heartbeat" {
+                    self.last = Some(line);
+                }
+            } else if self.line.len() < 256 {
+                self.line.push(byte);
+            }
+        }
     }
 }
 
