@@ -223,7 +223,7 @@ pub(crate) fn parse_listen_args<S: AsRef<str>>(args: &[S]) -> Result<Option<List
             "--topic" => options.topics.push(topic_flag(value()?)?),
             "--last-event-id" => options.last_event_id = Some(value()?),
             "--raw" if inline.is_none() => options.raw = true,
-            "--token" => options.token = Some(token_flag(value()?)?),
+            "--token" => options.token = Some(non_empty(flag, value()?)?),
             _ if flag.starts_with('-') => {
                 return Err(usage(format!(
                     "unknown flag {flag} (see tinysse listen --help)"
@@ -283,7 +283,7 @@ pub(crate) fn parse_publish_args<S: AsRef<str>>(
                 options.event = Some(event);
             }
             "--retry" => options.retry = Some(parse_count(flag, &value()?)? as u64),
-            "--token" => options.token = Some(token_flag(value()?)?),
+            "--token" => options.token = Some(non_empty(flag, value()?)?),
             "--each-line" if inline.is_none() => options.each_line = true,
             "-" => positional.push(arg.to_string()),
             _ if flag.starts_with('-') => {
@@ -319,14 +319,6 @@ pub(crate) fn parse_publish_args<S: AsRef<str>>(
         ));
     }
     Ok(Some(options))
-}
-
-/// The value of a client's `--token` flag: it goes into a header line.
-fn token_flag(token: String) -> Result<String, Fail> {
-    if token.contains(['\r', '\n', '\0']) {
-        return Err(usage("--token must not contain CR, LF or NUL".to_string()));
-    }
-    non_empty("--token", token)
 }
 
 /// The value of a `--topic` flag, checked.

@@ -54,17 +54,14 @@ impl Target {
     /// (`http://host:port`, with or without a trailing `/`) gets `default_path`;
     /// a URL with another path is used as given.
     pub(crate) fn parse(url: &str, default_path: &str) -> Result<Target, Fail> {
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-            Some((scheme, _))
-                if !scheme.is_empty()
-                    && scheme
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
-            {
-                return Err(Fail::Usage(format!(
-                    "{url:?}: only http:// URLs are supported (put a TLS proxy in front for https)"
-                )));
+        let rest = match url.split_once(':') {
+            Some((scheme, rest)) if rest.starts_with("//") => {
+                if !scheme.eq_ignore_ascii_case("http") {
+                    return Err(Fail::Usage(format!(
+                        "{url:?}: only http:// URLs are supported (put a TLS proxy in front for https)"
+                    )));
+                }
+                &rest[2..]
             }
             // No scheme (`127.0.0.1:8080`): http.
             _ => url,
@@ -198,21 +195,17 @@ pub(crate) fn listen(
         };
         // "wait a delay equal to the reconnection time of the event source"
         // plus jitter, doubling after each failure in a row, up to a cap.
+        // In milliseconds, as u64: printing a u128 would cost a kilobyte.
         let backoff = retry_ms.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
-        let wait =
-            Duration::from_millis(backoff).min(MAX_BACKOFF.max(Duration::from_millis(retry_ms)));
-        let wait = wait + Duration::from_millis(random() % (wait.as_millis() as u64 / 4 + 1));
+        let wait = backoff.min(retry_ms.max(MAX_BACKOFF.as_millis() as u64));
+        let wait = wait.saturating_add(random() % (wait / 4 + 1));
         let resume = if last_event_id.is_empty() {
             String::new()
         } else {
             format!(" with Last-Event-ID {last_event_id}")
         };
-        let _ = writeln!(
-            log,
-            "tinysse: {why}; reconnecting in {} ms{resume}",
-            wait.as_millis()
-        );
-        std::thread::sleep(wait);
+        let _ = writeln!(log, "tinysse: {why}; reconnecting in {wait} ms{resume}");
+        std::thread::sleep(Duration::from_millis(wait));
     }
 }
 
@@ -525,18 +518,14 @@ fn no_answer(err: &tinysse::Error, received: &[u8]) -> String {
     }
 }
 
-/// The first line of `bytes`, escaped, cut to about 60 characters, quoted.
+/// The first line of `bytes`, its first 60 bytes at most, escaped and quoted.
 fn quoted_line(bytes: &[u8]) -> String {
     let end = bytes
         .iter()
         .position(|&byte| byte == b'\n')
         .map_or(bytes.len(), |at| at + 1);
-    let line = escape(&bytes[..end]);
-    let mut shown: String = line.chars().take(60).collect();
-    if shown.len() < line.len() {
-        shown.push_str("...");
-    }
-    format!("\"{shown}\"")
+    let cut = if end > 60 { "..." } else { "" };
+    format!("\"{}{cut}\"", escape(&bytes[..end.min(60)]))
 }
 
 /// Watches a stream's lines for comments: the last one since the last
@@ -632,7 +621,7 @@ mod tests {
             "é".repeat(100).as_bytes(),
             &format!(
                 "the server did not answer in HTTP; it sent \"{}...\"",
-                "é".repeat(60)
+                "é".repeat(30)
             ),
         );
         check(

@@ -72,7 +72,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("--version" | "-V") => {
-            println!("tinysse {}", env!("CARGO_PKG_VERSION"));
+            print!(concat!("tinysse ", env!("CARGO_PKG_VERSION"), "\n"));
             Ok(())
         }
         Some("serve") => serve(&args[1..]),
