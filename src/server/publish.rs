@@ -37,7 +37,8 @@ pub(super) fn publish(
     match framing {
         Framing::None | Framing::Close => return refuse(conn, Error::LengthRequired),
         Framing::Length(length) if length > shared.config.max_body as u64 => {
-            return refuse(conn, Error::BodyTooLarge);
+            let limit = shared.config.max_body;
+            return refuse(conn, Error::BodyTooLarge { limit });
         }
         _ => {}
     }
