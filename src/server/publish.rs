@@ -142,7 +142,11 @@ pub(super) fn read_publication(
             let data = fields
                 .data
                 .take()
-                .ok_or(Error::InvalidEvent("form has no data field"))?;
+                // curl -d sends a form type: point a JSON publisher to the fix.
+                .ok_or(Error::InvalidEvent(
+                    "form has no data field; to publish the body as it is, \
+                     send Content-Type: application/json or text/plain",
+                ))?;
             fields.into_publication(vec![data])
         }
         "text/event-stream" => {
@@ -325,7 +329,10 @@ mod tests {
             FORM,
             &[("data", "from-query")],
             "topic=t",
-            Err("invalid event: form has no data field"),
+            Err(
+                "invalid event: form has no data field; to publish the body as it is, \
+                 send Content-Type: application/json or text/plain",
+            ),
         );
         check(
             FORM,
