@@ -13,6 +13,7 @@ mod lifecycle;
 mod limits;
 mod protocol_doc;
 mod publishing;
+mod readme;
 mod resume;
 mod roundtrip;
 mod tidy;
