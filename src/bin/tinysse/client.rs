@@ -534,6 +534,7 @@ fn quoted_line(bytes: &[u8]) -> String {
 struct Comments {
     /// The line being read, its first bytes.
     line: Vec<u8>,
+    /// The last comment line since the last `data:` line.
     last: Option<Vec<u8>>,
 }
 
