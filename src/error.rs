@@ -39,7 +39,10 @@ pub enum Error {
     /// A request with a body has neither `Content-Length` nor chunked encoding (411).
     LengthRequired,
     /// The request body is larger than the configured maximum (413).
-    BodyTooLarge,
+    BodyTooLarge {
+        /// The largest body accepted, in bytes (`Config::max_body`).
+        limit: usize,
+    },
     /// A published event is invalid; the text says why (400).
     InvalidEvent(&'static str),
     /// A topic is empty, too long or has a character outside the allowed set (400).
@@ -77,7 +80,7 @@ impl Error {
             Error::HeadTimeout | Error::BodyTimeout => 408,
             Error::VersionNotSupported => 505,
             Error::LengthRequired => 411,
-            Error::BodyTooLarge | Error::EventTooLarge => 413,
+            Error::BodyTooLarge { .. } | Error::EventTooLarge => 413,
             Error::Unauthorized | Error::BadToken(_) => 401,
             Error::Forbidden => 403,
             Error::UnsupportedTransferEncoding => 501,
@@ -102,7 +105,12 @@ impl fmt::Display for Error {
             Error::LengthRequired => {
                 f.write_str("a body needs Content-Length or Transfer-Encoding: chunked")
             }
-            Error::BodyTooLarge => f.write_str("request body too large"),
+            Error::BodyTooLarge { limit } => {
+                write!(
+                    f,
+                    "request body too large (limit {limit} bytes, --max-body)"
+                )
+            }
             Error::InvalidEvent(why) => write!(f, "invalid event: {why}"),
             Error::BadTopic => {
                 f.write_str("bad topic: use 1-128 characters of A-Z a-z 0-9 - _ . ~ : /")

@@ -284,18 +284,24 @@ impl<S: Stream> Conn<S> {
         let mut reader = Body::new(framing);
         if let Framing::Length(length) = framing {
             if length > max as u64 {
-                return Err(Error::BodyTooLarge);
+                return Err(Error::BodyTooLarge { limit: max });
             }
             body.reserve_exact(length as usize);
         }
         loop {
             let budget = max.saturating_sub(body.len()) as u64;
-            let piece = reader.next_piece(self, deadline, usize::MAX, budget)?;
+            // `next_piece` knows the bytes left, not the limit: name it here.
+            let piece = reader
+                .next_piece(self, deadline, usize::MAX, budget)
+                .map_err(|err| match err {
+                    Error::BodyTooLarge { .. } => Error::BodyTooLarge { limit: max },
+                    err => err,
+                })?;
             if piece.is_empty() {
                 return Ok(body);
             }
             if piece.len() as u64 > budget {
-                return Err(Error::BodyTooLarge);
+                return Err(Error::BodyTooLarge { limit: max });
             }
             body.extend_from_slice(piece);
         }
@@ -350,7 +356,8 @@ impl Body {
 
     /// The next piece of body bytes, at most `max`, reading from the stream
     /// as needed; empty at the end of the body. A chunk announced larger than
-    /// `budget` is refused (413) before its bytes are read.
+    /// `budget` is refused (413, with `budget` as the limit) before its bytes
+    /// are read.
     fn next_piece<'c, S: Stream>(
         &mut self,
         conn: &'c mut Conn<S>,
@@ -385,7 +392,8 @@ impl Body {
                     let step = self.chunked.step(available)?;
                     conn.pos += step.consumed;
                     if self.chunked.data_left() > budget.saturating_sub(step.data.len() as u64) {
-                        return Err(Error::BodyTooLarge);
+                        let limit = usize::try_from(budget).unwrap_or(usize::MAX);
+                        return Err(Error::BodyTooLarge { limit });
                     }
                     step.data
                 }
@@ -557,7 +565,7 @@ mod tests {
         assert_eq!(c.buffered(), b"NEXT");
         assert!(matches!(
             conn(b"5\r\nhello\r\n0\r\n\r\n").read_body(Framing::Chunked, 4),
-            Err(Error::BodyTooLarge)
+            Err(Error::BodyTooLarge { limit: 4 })
         ));
         assert!(matches!(
             conn(b"zz\r\n").read_body(Framing::Chunked, 4),
@@ -569,7 +577,7 @@ mod tests {
         ));
         assert!(matches!(
             conn(b"12345").read_body(Framing::Length(5), 4),
-            Err(Error::BodyTooLarge)
+            Err(Error::BodyTooLarge { limit: 4 })
         ));
         assert_eq!(
             conn(b"1234").read_body(Framing::Length(4), 4).unwrap(),

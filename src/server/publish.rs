@@ -40,7 +40,8 @@ pub(super) fn publish(
     match framing {
         Framing::None | Framing::Close => return refuse(conn, Error::LengthRequired),
         Framing::Length(length) if length > shared.config.max_body as u64 => {
-            return refuse(conn, Error::BodyTooLarge);
+            let limit = shared.config.max_body;
+            return refuse(conn, Error::BodyTooLarge { limit });
         }
         _ => {}
     }
@@ -148,7 +149,11 @@ pub(super) fn read_publication(
             let data = fields
                 .data
                 .take()
-                .ok_or(Error::InvalidEvent("form has no data field"))?;
+                // curl -d sends a form type: point a JSON publisher to the fix.
+                .ok_or(Error::InvalidEvent(
+                    "form has no data field; to publish the body as it is, \
+                     send Content-Type: application/json or text/plain",
+                ))?;
             fields.into_publication(vec![data])
         }
         "text/event-stream" => {
@@ -331,7 +336,10 @@ mod tests {
             FORM,
             &[("data", "from-query")],
             "topic=t",
-            Err("invalid event: form has no data field"),
+            Err(
+                "invalid event: form has no data field; to publish the body as it is, \
+                 send Content-Type: application/json or text/plain",
+            ),
         );
         check(
             FORM,

@@ -156,6 +156,21 @@ fn help_exits_0_with_usage() {
 }
 
 #[test]
+fn version_prints_the_crate_version() {
+    for flag in ["--version", "-V"] {
+        let finished = run(&[flag]);
+        assert!(finished.status.success(), "{flag}: {}", finished.stderr);
+        assert_eq!(
+            finished.stdout,
+            format!("tinysse {}\n", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+        assert_eq!(finished.stderr, "", "{flag}");
+    }
+    assert!(run(&["--help"]).stdout.contains("--version"));
+}
+
+#[test]
 fn serve_help_lists_every_flag() {
     let finished = run(&["serve", "--help"]);
     assert!(finished.status.success(), "{}", finished.stderr);
@@ -204,10 +219,7 @@ fn unknown_flags_and_bad_values_exit_2_with_one_line() {
 
 #[test]
 fn serve_prints_where_it_listens_and_answers_healthz() {
-    let mut served = serve(
-        &["serve", "--listen", "127.0.0.1:0", "--quiet"],
-        Stdio::null(),
-    );
+    let mut served = serve(&["serve", "--listen", "127.0.0.1:0"], Stdio::null());
     assert!(served.banner.contains("demo"), "{}", served.banner);
     assert_eq!(healthz(served.addr), (200, "ok\n".to_string()));
     assert!(served.still_running());
@@ -273,7 +285,7 @@ fn a_non_loopback_address_without_a_token_gets_a_publish_warning() {
 
 #[test]
 fn no_subcommand_serves_like_serve() {
-    let served = serve(&["--listen", "127.0.0.1:0", "--quiet"], Stdio::null());
+    let served = serve(&["--listen", "127.0.0.1:0"], Stdio::null());
     assert_eq!(healthz(served.addr), (200, "ok\n".to_string()));
     let mut subscriber = subscribe(served.addr, "/events?topic=t", "");
     let (status, _) = publish(served.addr, "?topic=t", None, b"hello");
@@ -288,7 +300,6 @@ fn stdin_lines_become_events_then_eof_keeps_serving() {
             "serve",
             "--listen",
             "127.0.0.1:0",
-            "--quiet",
             "--stdin",
             "--stdin-topic",
             "logs",
@@ -297,10 +308,11 @@ fn stdin_lines_become_events_then_eof_keeps_serving() {
     );
     let mut subscriber = subscribe(served.addr, "/events?topic=logs", "");
     let mut other = subscribe(served.addr, "/events?topic=other", "");
-    // An empty line is not an event; CRLF ends a line like LF.
+    // An empty line, or one of only spaces and tabs, is not an event; CRLF
+    // ends a line like LF.
     served
         .stdin()
-        .write_all(b"first line\n\nsecond line\r\n")
+        .write_all(b"first line\n\n \t \nsecond line\r\n")
         .unwrap();
     served.stdin().flush().unwrap();
     let events = subscriber.events(2);
@@ -346,7 +358,6 @@ fn token_file_with_a_trailing_newline_is_the_token() {
             "serve",
             "--listen",
             "127.0.0.1:0",
-            "--quiet",
             "--token-file",
             file.0.to_str().unwrap(),
         ],
@@ -366,4 +377,121 @@ fn token_file_with_a_trailing_newline_is_the_token() {
         "OWS is not part of the value"
     );
     assert_eq!(post("Authorization: Bearer s3cre\r\n"), 401);
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now, for a server
+/// that does not print where it listens (`--quiet`).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether the process `pid` has a thread named `name` (Linux: /proc).
+fn has_thread(pid: u32, name: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|task| {
+        std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+    })
+}
+
+/// `--quiet` logs errors only (SPEC §3): no startup line, no warning, no
+/// subscriber arriving or leaving, no "standard input ended". With
+/// `logread -f | tinysse serve --stdin --quiet`, any of them would go to the
+/// system log and back into the stream.
+#[test]
+fn quiet_prints_nothing_but_errors() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // A low open-files limit, which would get a warning without --quiet.
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\"", BIN])
+        .args(["serve", "--listen", &listen, "--quiet", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let addr: SocketAddr = listen.parse().unwrap();
+    crate::support::wait_until("the quiet server answers", || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    assert_eq!(healthz(addr), (200, "ok\n".to_string()));
+    let mut subscriber = subscribe(addr, "/events", "");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"a log line\n").unwrap();
+    assert_eq!(subscriber.next_event().data, "a log line");
+    drop(subscriber);
+    crate::support::wait_until("the subscriber has left", || {
+        crate::support::metric(addr, "tinysse_subscribers") == 0
+    });
+    drop(stdin);
+    crate::support::wait_until("standard input has been read to its end", || {
+        !has_thread(child.id(), "tinysse-stdin")
+    });
+    assert_eq!(healthz(addr), (200, "ok\n".to_string()));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(stderr.join().unwrap(), "", "--quiet printed lines");
+
+    // An error is still printed: standard input that cannot be read.
+    let directory = std::fs::File::open("/").unwrap();
+    let mut served = Command::new(BIN);
+    served.args(["serve", "--listen", "127.0.0.1:0", "--quiet", "--stdin"]);
+    let mut child = served
+        .stdin(directory)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, lines) = mpsc::channel();
+    let pipe = BufReader::new(child.stderr.take().unwrap());
+    thread::spawn(move || {
+        for line in pipe.lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let first = lines.recv_timeout(PATIENCE);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = first.expect("an error line on stderr");
+    assert!(
+        first.starts_with("tinysse: error: reading standard input: "),
+        "{first:?}"
+    );
+}
+
+/// `--listen localhost:PORT` listens on the first address `localhost`
+/// resolves to (a loopback one); `--listen :PORT` on every IPv4 address,
+/// with the rules of a non-loopback address (publishing needs a token).
+#[test]
+fn listen_accepts_localhost_and_a_port_alone() {
+    let served = serve(&["serve", "--listen", "localhost:0"], Stdio::null());
+    let shown: SocketAddr = served
+        .banner
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {:?}", served.banner));
+    assert!(shown.ip().is_loopback(), "{}", served.banner);
+    assert_eq!(healthz(shown), (200, "ok\n".to_string()));
+
+    let mut served = serve(&["serve", "--listen", ":0"], Stdio::null());
+    assert!(
+        served.banner.contains("listening on http://0.0.0.0:"),
+        "{}",
+        served.banner
+    );
+    served.wait_for_line("POST /publish answers 403");
+    assert_eq!(healthz(served.addr), (200, "ok\n".to_string()));
 }

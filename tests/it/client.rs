@@ -222,7 +222,12 @@ impl Cli {
 
     /// Waits (at most [`PATIENCE`]) for the child to exit.
     fn finish(&mut self) -> Finished {
-        let deadline = Instant::now() + PATIENCE;
+        self.finish_within(PATIENCE)
+    }
+
+    /// [`Cli::finish`], waiting at most `limit`.
+    fn finish_within(&mut self, limit: Duration) -> Finished {
+        let deadline = Instant::now() + limit;
         self.stdout.read_to_end(deadline);
         self.stderr.read_to_end(deadline);
         let elapsed = self.started.elapsed();
@@ -722,6 +727,52 @@ fn listen_stops_for_good_on_401_404_and_a_wrong_content_type() {
     );
 }
 
+/// `listen --token T` sends `Authorization: Bearer T` (a subscriber token
+/// or the publish token); a wrong one stops it with the server's 401.
+#[test]
+fn listen_sends_its_token_as_a_bearer() {
+    let server = start(Config {
+        subscribe_token: Some("letmein".to_string()),
+        token: Some("publisher".to_string()),
+        ..config()
+    });
+    let base = format!("http://{}", server.addr);
+    for token in ["letmein", "publisher"] {
+        let mut listen = Cli::spawn(&["listen", &base, "--topic", "t", "--token", token]);
+        listen.stderr.line_with("tinysse: connected to");
+        let id = server.hub().publish("t", Event::new(token)).unwrap();
+        listen
+            .stdout
+            .wait_for(&format!("== message (id {id})\n{token}\n\n"));
+    }
+    let line = Cli::spawn(&["listen", &base, "--token", "wrong"]).fails_with(1);
+    assert_eq!(
+        line,
+        "tinysse: the server answered 401 Unauthorized: missing or wrong token"
+    );
+
+    let received = Arc::new(Mutex::new(None::<Vec<u8>>));
+    let fake = FakeServer::new({
+        let received = received.clone();
+        move |stream, _| {
+            let mut reader = BufReader::new(&stream);
+            if let Some(head) = read_request_head(&mut reader) {
+                *received.lock().unwrap() = Some(head);
+                let _ = (&stream).write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+            }
+        }
+    });
+    Cli::spawn(&["listen", &fake.url(""), "--token=s p"]).fails_with(1);
+    let head = received.lock().unwrap().clone().expect("a request");
+    assert_eq!(
+        header(&head, "authorization").as_deref(),
+        Some("Bearer s p")
+    );
+    let line = Cli::spawn(&["listen", &fake.url(""), "--token", ""]).fails_with(2);
+    assert!(line.contains("--token"), "{line}");
+    assert_eq!(fake.connections(), 1, "a usage error sent a request");
+}
+
 /// `--raw` shows exactly the bytes that came: the `| ` lines, unescaped and
 /// joined, are the response byte for byte (LF, CRLF and lone CR endings, a
 /// comment, a byte that is not UTF-8, a tab, a multi-byte character,
@@ -966,8 +1017,9 @@ fn publish_reads_stdin_and_removes_one_trailing_newline() {
     assert_eq!(event.data, "line one\n\n  indented\n");
 }
 
-/// `--each-line` posts one event per non-empty line (LF or CRLF, the last
-/// line may lack one) over ONE keep-alive connection, and prints each id.
+/// `--each-line` posts one event per line (LF or CRLF, the last line may
+/// lack one; lines empty or of only spaces and tabs skipped) over ONE
+/// keep-alive connection, and prints each id.
 #[test]
 fn publish_each_line_uses_one_connection() {
     let requests = Arc::new(Mutex::new(Vec::<(Vec<u8>, Vec<u8>)>::new()));
@@ -1006,7 +1058,7 @@ fn publish_each_line_uses_one_connection() {
             "--each-line",
             "-",
         ],
-        Some(b"one\n\ntwo\r\n\nthree"),
+        Some(b"one\n\n  \t\r\ntwo\r\n\n\t\nthree"),
     );
     assert!(finished.status.success(), "{}", finished.stderr);
     assert_eq!(finished.stdout, "id-1\nid-2\nid-3\n");
@@ -1121,6 +1173,163 @@ fn publish_flags_reach_the_server_and_refusals_exit_1() {
     let line = Cli::spawn(&["listen", &fake.url(""), "--topic", "bad topic"]).fails_with(2);
     assert!(line.contains("--topic"), "{line}");
     assert_eq!(fake.connections(), 0, "a usage error sent a request");
+}
+
+// ---------------------------------------------------------------------------
+// errors
+
+/// A server at `--max-subscribers` answers with a comment and closes:
+/// `listen` says what the comment said in its reconnecting line.
+#[test]
+fn listen_says_why_a_full_server_closed_the_stream() {
+    let server = start(Config {
+        max_subscribers: 1,
+        ..config()
+    });
+    let _first = subscribe(server.addr, "/events", "");
+    let mut listen = Cli::spawn(&["listen", &format!("http://{}", server.addr)]);
+    listen.stderr.line_with("tinysse: connected to");
+    let line = listen.stderr.next_line("the reconnecting line");
+    assert!(
+        line.starts_with(
+            r#"tinysse: the server closed the stream, saying ": server full, try again later"; reconnecting in "#
+        ),
+        "{line}"
+    );
+}
+
+/// The comment named is the last one since the last `data:` line, and
+/// never a heartbeat.
+#[test]
+fn listen_names_the_last_comment_since_the_last_event() {
+    const BODIES: [&[u8]; 4] = [
+        b": hello\n\nretry: 10\n\n: bye\r\nid: 1\n\n",
+        b"retry: 10\n\n: old news\n\ndata: x\n\n: heartbeat\n\n",
+        b"retry: 10\n: split across two writes",
+        b"\n\n",
+    ];
+    let fake = FakeServer::new(|stream, index| {
+        let mut reader = BufReader::new(&stream);
+        if read_request_head(&mut reader).is_none() {
+            return;
+        }
+        let mut stream = &stream;
+        if index >= 3 {
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+            return;
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n");
+        stream.set_nodelay(true).unwrap();
+        for body in &BODIES[index..] {
+            let _ = stream.write_all(body);
+            if index < 2 {
+                break;
+            }
+        }
+    });
+    let finished = Cli::spawn(&["listen", &fake.url("")]).finish();
+    let reasons: Vec<&str> = finished
+        .stderr
+        .lines()
+        .filter_map(|line| line.split("; reconnecting in").next())
+        .filter(|line| !line.starts_with("tinysse: connected"))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            r#"tinysse: the server closed the stream, saying ": bye""#,
+            "tinysse: the server closed the stream",
+            r#"tinysse: the server closed the stream, saying ": split across two writes""#,
+            "tinysse: the server answered 204 No Content",
+        ],
+        "{}",
+        finished.stderr
+    );
+}
+
+/// A server that accepts and never answers: after 10 s, `publish` exits 1
+/// and `listen` reconnects, each saying there was no answer within 10 s.
+#[test]
+fn a_server_that_never_answers_is_named_as_such() {
+    let (done, wait) = mpsc::channel::<()>();
+    let wait = Mutex::new(wait);
+    let fake = FakeServer::new(move |stream, _| {
+        let mut reader = BufReader::new(&stream);
+        let _ = read_request_head(&mut reader);
+        // Silent until the test ends.
+        let _ = wait.lock().unwrap().recv_timeout(PATIENCE * 3);
+    });
+    let mut publish = Cli::spawn(&["publish", &fake.url(""), "x"]);
+    let mut listen = Cli::spawn(&["listen", &fake.url("")]);
+    let finished = publish.finish_within(PATIENCE * 2);
+    assert_eq!(finished.status.code(), Some(1), "{}", finished.stderr);
+    assert_eq!(finished.stderr, "tinysse: no answer within 10 s\n");
+    assert!(
+        finished.elapsed >= Duration::from_secs(10),
+        "{:?}",
+        finished.elapsed
+    );
+    let line = listen.stderr.line_with("reconnecting in");
+    assert!(
+        line.starts_with("tinysse: no answer within 10 s; reconnecting in "),
+        "{line}"
+    );
+    drop(done);
+}
+
+/// A port that answers something other than HTTP (an SSH server, say):
+/// the clients say what came, escaped and cut short.
+#[test]
+fn an_answer_that_is_not_http_is_shown() {
+    let fake = FakeServer::new(|stream, index| {
+        let mut stream = &stream;
+        let greeting: &[u8] = if index < 2 {
+            b"SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n"
+        } else {
+            b"\x00 this line is far too long to be shown whole in one line of an error message\n"
+        };
+        let _ = stream.write_all(greeting);
+        let mut reader = BufReader::new(stream);
+        let _ = read_request_head(&mut reader);
+        let _ = stream.write_all(b"Invalid SSH identification string.\r\n");
+    });
+    let line = Cli::spawn(&["publish", &fake.url(""), "x"]).fails_with(1);
+    assert_eq!(
+        line,
+        r#"tinysse: the server did not answer in HTTP; it sent "SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n""#
+    );
+    let mut listen = Cli::spawn(&["listen", &fake.url("")]);
+    let line = listen.stderr.line_with("reconnecting in");
+    assert!(
+        line.starts_with(
+            r#"tinysse: the server did not answer in HTTP; it sent "SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n"; reconnecting in "#
+        ),
+        "{line}"
+    );
+    let line = Cli::spawn(&["publish", &fake.url(""), "x"]).fails_with(1);
+    assert_eq!(
+        line,
+        r#"tinysse: the server did not answer in HTTP; it sent "\x00 this line is far too long to be shown whole in one line of...""#
+    );
+}
+
+/// A URL without a scheme is taken as `http://`.
+#[test]
+fn a_url_without_a_scheme_is_http() {
+    let server = start(config());
+    let bare = server.addr.to_string();
+    let mut listen = Cli::spawn(&["listen", &bare, "--topic", "t"]);
+    let line = listen.stderr.next_line("the connected line");
+    assert_eq!(
+        line,
+        format!("tinysse: connected to http://{bare}/events?topic=t")
+    );
+    let finished = run(&["publish", &bare, "--topic", "t", "hello"], None);
+    assert!(finished.status.success(), "{}", finished.stderr);
+    let id = finished.stdout.trim_end();
+    listen
+        .stdout
+        .wait_for(&format!("== message (id {id})\nhello\n\n"));
 }
 
 // ---------------------------------------------------------------------------

@@ -41,6 +41,9 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> (RawResponse, TcpStream) {
     (response, stream)
 }
 
+/// The reason of a 413 at `--max-body 1000`.
+const TOO_LARGE_1000: &str = "request body too large (limit 1000 bytes, --max-body)";
+
 /// The response has `status` and a body of exactly one line that mentions
 /// `needle` (case-insensitive), so a client or a person sees why.
 fn assert_reason(response: &RawResponse, status: u16, needle: &str) {
@@ -460,6 +463,19 @@ fn publish_body_at_max_body_accepted_by_length_and_by_chunks() {
         (id.trim_end(), DEFAULT_MAX_BODY)
     );
 
+    // One byte more (only the head is sent: the answer does not wait for
+    // the body): the reason names the limit and the flag that sets it.
+    let head = format!(
+        "POST /publish HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        DEFAULT_MAX_BODY + 1
+    );
+    let (response, _) = exchange(server.addr, head.as_bytes());
+    assert_reason(
+        &response,
+        413,
+        "request body too large (limit 65536 bytes, --max-body)",
+    );
+
     let mut request = b"POST /publish HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
     request.extend(chunked(&[DEFAULT_MAX_BODY / 2, DEFAULT_MAX_BODY / 2]));
     let (response, _) = exchange(server.addr, &request);
@@ -484,7 +500,7 @@ fn publish_length_over_max_body_gets_413_before_the_body_is_sent() {
     );
     // Only the head is sent: the answer must not wait for the body.
     let (response, _) = exchange(server.addr, format!("{head}\r\n").as_bytes());
-    assert_reason(&response, 413, "too large");
+    assert_reason(&response, 413, TOO_LARGE_1000);
 
     // With `Expect: 100-continue` the first thing back is the 413, not a 100.
     let mut stream = connect(server.addr);
@@ -492,7 +508,7 @@ fn publish_length_over_max_body_gets_413_before_the_body_is_sent() {
         .write_all(format!("{head}Expect: 100-continue\r\n\r\n").as_bytes())
         .unwrap();
     let response = read_response_with(&mut stream, false, false);
-    assert_reason(&response, 413, "too large");
+    assert_reason(&response, 413, TOO_LARGE_1000);
 
     // One byte less is accepted (and gets its 100 Continue first).
     let mut stream = connect(server.addr);
@@ -528,7 +544,7 @@ fn publish_chunked_over_max_body_gets_413() {
     request.extend(std::iter::repeat_n(b'c', max_body / 2));
     request.extend_from_slice(format!("\r\n{:x}\r\n", max_body / 2 + 1).as_bytes());
     let (response, _) = exchange(server.addr, &request);
-    assert_reason(&response, 413, "too large");
+    assert_reason(&response, 413, TOO_LARGE_1000);
 
     // The whole body sent at once, in many small chunks.
     let mut request = head.as_bytes().to_vec();
@@ -536,7 +552,7 @@ fn publish_chunked_over_max_body_gets_413() {
     sizes.push(1);
     request.extend(chunked(&sizes));
     let (response, _) = exchange(server.addr, &request);
-    assert_reason(&response, 413, "too large");
+    assert_reason(&response, 413, TOO_LARGE_1000);
 
     // Exactly at the limit, in the same small chunks, is accepted.
     let mut request = head.as_bytes().to_vec();

@@ -23,6 +23,7 @@ mod redis;
 #[cfg(feature = "redis")]
 mod redis_server;
 mod publishing;
+mod readme;
 mod resume;
 mod roundtrip;
 mod tidy;

@@ -212,7 +212,7 @@ fn resume() -> Output {
 /// `listen --raw` across a restart of `tinysse serve` (killed, as Ctrl-C
 /// does, then started again on the same port).
 fn restart() -> Output {
-    let args = ["--heartbeat", "0", "--retry", "1000", "--quiet"];
+    let args = ["--heartbeat", "0", "--retry", "1000"];
     let first = Served::start("127.0.0.1:0", &args);
     let addr = first.addr;
     let mut listen = Listen::start(&[&base_url(addr)]);
@@ -352,8 +352,13 @@ impl Output {
 /// Writes each distinct run of `<run>-<seq>` ids (10 or more digits before
 /// `-` and a digit) as `<run 1>`, `<run 2>`… in order of appearance.
 fn normalise_runs(text: &str) -> String {
+    normalise_runs_with(text, &mut Vec::new())
+}
+
+/// [`normalise_runs`], numbering runs after those already in `runs` (which
+/// gets the new ones), so that several texts share one numbering.
+pub(crate) fn normalise_runs_with(text: &str, runs: &mut Vec<String>) -> String {
     let bytes = text.as_bytes();
-    let mut runs: Vec<&str> = Vec::new();
     let mut out = String::new();
     let mut index = 0;
     while index < bytes.len() {
@@ -370,10 +375,10 @@ fn normalise_runs(text: &str) -> String {
                 && bytes.get(end + 1).is_some_and(u8::is_ascii_digit);
             if is_run {
                 let run = &text[index..end];
-                let ordinal = match runs.iter().position(|seen| *seen == run) {
+                let ordinal = match runs.iter().position(|seen| seen == run) {
                     Some(position) => position + 1,
                     None => {
-                        runs.push(run);
+                        runs.push(run.to_string());
                         runs.len()
                     }
                 };
@@ -435,7 +440,7 @@ fn normalise_jitter(text: &str, base: u64, whose: &str) -> String {
         )
 }
 
-fn first_difference(expected: &str, actual: &str) -> String {
+pub(crate) fn first_difference(expected: &str, actual: &str) -> String {
     let mut expected_lines = expected.lines();
     let mut actual_lines = actual.lines();
     for number in 1.. {
@@ -471,11 +476,11 @@ fn count(lines: &[String], prefix: &str) -> usize {
 }
 
 /// The `n`th stream has opened: its `retry:` frame's blank line arrived.
-fn opened(n: usize) -> impl Fn(&[String]) -> bool {
+pub(crate) fn opened(n: usize) -> impl Fn(&[String]) -> bool {
     move |lines| lines.iter().filter(|line| *line == "| \\n").count() >= n
 }
 
-fn dispatched(n: usize) -> impl Fn(&[String]) -> bool {
+pub(crate) fn dispatched(n: usize) -> impl Fn(&[String]) -> bool {
     move |lines| count(lines, "=> dispatch:") >= n
 }
 
@@ -505,7 +510,7 @@ fn publish(addr: SocketAddr, args: &[&str], stdin: &[u8]) -> String {
 
 /// A running `tinysse listen --raw`, its stdout read line by line; killed
 /// when dropped, even when the test fails.
-struct Listen {
+pub(crate) struct Listen {
     child: Child,
     lines: Receiver<String>,
     /// Every line printed so far.
@@ -513,7 +518,7 @@ struct Listen {
 }
 
 impl Listen {
-    fn start(args: &[&str]) -> Listen {
+    pub(crate) fn start(args: &[&str]) -> Listen {
         let mut child = Command::new(BIN)
             .args(["listen", "--raw"])
             .args(args)
@@ -530,7 +535,7 @@ impl Listen {
     }
 
     /// Reads lines until `done(every line so far)` holds.
-    fn wait_for(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
+    pub(crate) fn wait_for(&mut self, what: &str, done: impl Fn(&[String]) -> bool) {
         let deadline = Instant::now() + PATIENCE;
         while !done(&self.seen) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -565,7 +570,7 @@ impl Listen {
     }
 
     /// Stops listen; returns what it printed.
-    fn finish(mut self) -> String {
+    pub(crate) fn finish(mut self) -> String {
         std::mem::take(&mut self.seen).join("\n")
     }
 }
@@ -593,13 +598,13 @@ fn read_lines(pipe: impl Read + Send + 'static) -> Receiver<String> {
 
 /// A running `tinysse serve`; killed (as by Ctrl-C: no goodbye to its
 /// streams) and waited for when dropped.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Served {
-    fn start(listen: &str, args: &[&str]) -> Served {
+    pub(crate) fn start(listen: &str, args: &[&str]) -> Served {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", listen])
             .args(args)

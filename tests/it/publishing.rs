@@ -178,6 +178,35 @@ fn form_without_data_field_is_refused() {
     assert_next_is_marker(&server, &mut subscriber, "marker");
 }
 
+/// `curl -d '{"temp":21}' …` sends JSON with a form type: refused (the rule
+/// stays), with a reason that says how to publish the body as it is; with
+/// `Content-Type: application/json` the body is the data, as it is.
+#[test]
+fn json_is_published_as_it_is_and_a_form_typed_one_gets_the_fix() {
+    let server = start_default();
+    let mut subscriber = subscribe(server.addr, "/events?topic=sensors", "");
+    let json = br#"{"temp":21}"#;
+    let (status, reason) = publish(server.addr, "?topic=sensors", FORM, json);
+    assert_eq!(
+        (status, reason.as_str()),
+        (
+            400,
+            "invalid event: form has no data field; to publish the body as it is, \
+             send Content-Type: application/json or text/plain\n"
+        )
+    );
+    for content_type in ["application/json", "application/json; charset=utf-8"] {
+        let (status, id) = publish(server.addr, "?topic=sensors", Some(content_type), json);
+        assert_eq!(status, 200, "{content_type}: {id}");
+        let event = subscriber.next_event();
+        assert_eq!(
+            (event.id.as_str(), event.event.as_str(), event.data.as_str()),
+            (id.trim_end(), "message", r#"{"temp":21}"#),
+            "{content_type}"
+        );
+    }
+}
+
 #[test]
 fn raw_body_takes_fields_from_the_query() {
     let server = start_default();

@@ -56,3 +56,29 @@ fn no_unsafe_code() {
     }
     assert!(read("src/lib.rs").contains("#![forbid(unsafe_code)]"));
 }
+
+/// `Cargo.toml` says `MIT OR Apache-2.0`: both texts ship with the crate
+/// (`cargo package` includes them: `exclude` does not name them).
+#[test]
+fn license_files_match_the_manifest() {
+    let manifest = read("Cargo.toml");
+    assert!(manifest.contains("license = \"MIT OR Apache-2.0\""));
+    let mit = read("LICENSE-MIT");
+    assert!(mit.starts_with("MIT License\n\nCopyright (c) 2026 The tinysse developers\n"));
+    assert!(mit.contains("THE SOFTWARE IS PROVIDED \"AS IS\", WITHOUT WARRANTY OF ANY KIND"));
+    let apache = read("LICENSE-APACHE");
+    assert!(
+        apache.contains("Apache License\n                           Version 2.0, January 2004")
+    );
+    assert!(apache.contains("END OF TERMS AND CONDITIONS"));
+    assert!(
+        apache.len() > 11_000,
+        "the full text: {} bytes",
+        apache.len()
+    );
+    let exclude = manifest
+        .lines()
+        .find(|line| line.starts_with("exclude"))
+        .unwrap_or("");
+    assert!(!exclude.contains("LICENSE"), "{exclude}");
+}

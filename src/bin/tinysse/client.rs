@@ -24,7 +24,8 @@ use tinysse::http::{Conn, percent_encode};
 use tinysse::{Config, Parser};
 
 use crate::Fail;
-use crate::show::{RawView, print_event, print_raw};
+use crate::show::{RawView, escape, print_event, print_raw};
+use crate::stdin::is_blank;
 
 /// Time allowed to connect, and for the server to answer a request.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,14 +49,22 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Parses an `http://` URL. A URL that is only the server's base address
+    /// Parses an `http://` URL, or one without a scheme (`127.0.0.1:8080`),
+    /// taken as `http://`. A URL that is only the server's base address
     /// (`http://host:port`, with or without a trailing `/`) gets `default_path`;
     /// a URL with another path is used as given.
     pub(crate) fn parse(url: &str, default_path: &str) -> Result<Target, Fail> {
-        let Some(rest) = url.strip_prefix("http://") else {
-            return Err(Fail::Usage(format!(
-                "{url:?}: only http:// URLs are supported (put a TLS proxy in front for https)"
-            )));
+        let rest = match url.split_once(':') {
+            Some((scheme, rest)) if rest.starts_with("//") => {
+                if !scheme.eq_ignore_ascii_case("http") {
+                    return Err(Fail::Usage(format!(
+                        "{url:?}: only http:// URLs are supported (put a TLS proxy in front for https)"
+                    )));
+                }
+                &rest[2..]
+            }
+            // No scheme (`127.0.0.1:8080`): http.
+            _ => url,
         };
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
@@ -132,6 +141,8 @@ pub(crate) struct ListenOptions {
     pub(crate) last_event_id: Option<String>,
     /// Print the bytes as they arrive instead of the events.
     pub(crate) raw: bool,
+    /// The subscriber (or publish) token, sent as `Authorization: Bearer`.
+    pub(crate) token: Option<String>,
 }
 
 /// Subscribes and prints events to `out` (log lines to `log`) until the
@@ -158,8 +169,8 @@ pub(crate) fn listen(
         let outcome = listen_once(
             &target,
             &last_event_id,
+            options,
             &mut parser,
-            options.raw,
             &mut connected,
             out,
             log,
@@ -172,7 +183,11 @@ pub(crate) fn listen(
         let why = match outcome {
             Ok(Outcome::OutputClosed) => return Ok(()),
             Ok(Outcome::Refused(why)) => return Err(Fail::Runtime(why)),
-            Ok(Outcome::ServerClosed) => "the server closed the stream".to_string(),
+            Ok(Outcome::ServerClosed(None)) => "the server closed the stream".to_string(),
+            // A full server says so in a comment before it closes.
+            Ok(Outcome::ServerClosed(Some(comment))) => {
+                format!("the server closed the stream, saying {comment}")
+            }
             Err(err) => {
                 failures = failures.saturating_add(1);
                 err.to_string()
@@ -180,27 +195,24 @@ pub(crate) fn listen(
         };
         // "wait a delay equal to the reconnection time of the event source"
         // plus jitter, doubling after each failure in a row, up to a cap.
+        // In milliseconds, as u64: printing a u128 would cost a kilobyte.
         let backoff = retry_ms.saturating_mul(1u64 << failures.saturating_sub(1).min(16));
-        let wait =
-            Duration::from_millis(backoff).min(MAX_BACKOFF.max(Duration::from_millis(retry_ms)));
-        let wait = wait + Duration::from_millis(random() % (wait.as_millis() as u64 / 4 + 1));
+        let wait = backoff.min(retry_ms.max(MAX_BACKOFF.as_millis() as u64));
+        let wait = wait.saturating_add(random() % (wait / 4 + 1));
         let resume = if last_event_id.is_empty() {
             String::new()
         } else {
             format!(" with Last-Event-ID {last_event_id}")
         };
-        let _ = writeln!(
-            log,
-            "tinysse: {why}; reconnecting in {} ms{resume}",
-            wait.as_millis()
-        );
-        std::thread::sleep(wait);
+        let _ = writeln!(log, "tinysse: {why}; reconnecting in {wait} ms{resume}");
+        std::thread::sleep(Duration::from_millis(wait));
     }
 }
 
 /// How one connection of `listen` ended, when not by an error.
 enum Outcome {
-    ServerClosed,
+    /// With the last comment since the last `data:` line, if any (not a heartbeat).
+    ServerClosed(Option<String>),
     OutputClosed,
     Refused(String),
 }
@@ -208,8 +220,8 @@ enum Outcome {
 fn listen_once(
     target: &Target,
     last_event_id: &str,
+    options: &ListenOptions,
     parser: &mut Parser,
-    raw: bool,
     connected: &mut bool,
     out: &mut dyn Write,
     log: &mut dyn Write,
@@ -222,12 +234,19 @@ fn listen_once(
     if !last_event_id.is_empty() {
         request.push_str(&format!("Last-Event-ID: {last_event_id}\r\n"));
     }
+    if let Some(token) = &options.token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     request.push_str("\r\n");
+    let raw = options.raw;
     if raw && print_raw(out, request.as_bytes(), ">").is_err() {
         return Ok(Outcome::OutputClosed);
     }
     conn.get_mut().write_all(request.as_bytes())?;
-    let head = conn.read_response_head(CONNECT_TIMEOUT)?;
+    let head = match conn.read_response_head(CONNECT_TIMEOUT) {
+        Ok(head) => head,
+        Err(err) => return Err(Fail::Runtime(no_answer(&err, conn.buffered()))),
+    };
     if raw && print_raw(out, &head.raw, "|").is_err() {
         return Ok(Outcome::OutputClosed);
     }
@@ -267,6 +286,7 @@ fn listen_once(
     let mut body = conn.body_reader(head.body_framing(), STREAM_IDLE_TIMEOUT);
     let mut chunk = vec![0u8; 8192];
     let mut view = RawView::default();
+    let mut comments = Comments::default();
     let end = loop {
         // --raw: a CR at the end of what came may be the first half of a CRLF.
         // Wait a moment for the next byte, not until the next event (the
@@ -280,7 +300,11 @@ fn listen_once(
             }
         }
         let read = match body.read(&mut chunk) {
-            Ok(0) => break Ok(Outcome::ServerClosed),
+            Ok(0) => {
+                break Ok(Outcome::ServerClosed(
+                    comments.last.as_deref().map(quoted_line),
+                ));
+            }
             Ok(read) => read,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) if err.kind() == io::ErrorKind::TimedOut => {
@@ -291,6 +315,7 @@ fn listen_once(
             }
             Err(err) => break Err(err.into()),
         };
+        comments.feed(&chunk[..read]);
         let printed = if raw {
             view.show(&chunk[..read], parser, out, log)
         } else {
@@ -319,7 +344,7 @@ pub(crate) enum DataSource {
     /// The command-line argument.
     Argument(String),
     /// Standard input: all of it as one event (one trailing newline removed),
-    /// or with `each_line`, one event per non-empty line.
+    /// or with `each_line`, one event per line that is not blank.
     Stdin,
 }
 
@@ -397,7 +422,7 @@ pub(crate) fn publish(
                 }
                 let text = line.strip_suffix(b"\n").unwrap_or(&line);
                 let text = text.strip_suffix(b"\r").unwrap_or(text);
-                if !text.is_empty() {
+                if !is_blank(text) {
                     send(text)?;
                 }
             }
@@ -453,7 +478,7 @@ impl Connection {
             Err(err @ tinysse::Error::BadResponse(_)) if conn.buffered().is_empty() => {
                 return Err(Fail::Closed(err.to_string()));
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(Fail::Runtime(no_answer(&err, conn.buffered()))),
         };
         let body = conn.read_body(head.body_framing(), MAX_RESPONSE_BODY_BYTES)?;
         let closing = head
@@ -471,6 +496,62 @@ impl Connection {
             )));
         }
         Ok(text)
+    }
+}
+
+/// Why no response head came, in words: no answer in time, or what came
+/// instead of HTTP (`received`: the bytes read).
+fn no_answer(err: &tinysse::Error, received: &[u8]) -> String {
+    let seconds = CONNECT_TIMEOUT.as_secs();
+    let sent = quoted_line(received);
+    if !b"HTTP/".starts_with(&received[..received.len().min(5)]) {
+        return format!("the server did not answer in HTTP; it sent {sent}");
+    }
+    match err {
+        tinysse::Error::HeadTimeout if received.is_empty() => {
+            format!("no answer within {seconds} s")
+        }
+        tinysse::Error::HeadTimeout => {
+            format!("no complete answer within {seconds} s; it sent {sent}")
+        }
+        err => err.to_string(),
+    }
+}
+
+/// The first line of `bytes`, its first 60 bytes at most, escaped and quoted.
+fn quoted_line(bytes: &[u8]) -> String {
+    let end = bytes
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map_or(bytes.len(), |at| at + 1);
+    let cut = if end > 60 { "..." } else { "" };
+    format!("\"{}{cut}\"", escape(&bytes[..end.min(60)]))
+}
+
+/// Watches a stream's lines for comments: the last one since the last
+/// `data:` line (a heartbeat aside) says why a server closed the stream.
+#[derive(Default)]
+struct Comments {
+    /// The line being read, its first bytes.
+    line: Vec<u8>,
+    /// The last comment line since the last `data:` line.
+    last: Option<Vec<u8>>,
+}
+
+impl Comments {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' || byte == b'\r' {
+                let line = std::mem::take(&mut self.line);
+                if line.starts_with(b"data") {
+                    self.last = None;
+                } else if line.starts_with(b":") && line != b": heartbeat" {
+                    self.last = Some(line);
+                }
+            } else if self.line.len() < 256 {
+                self.line.push(byte);
+            }
+        }
     }
 }
 
@@ -503,11 +584,56 @@ mod tests {
         check("http://h:1/other", "h:1", "/other");
         check("http://[::1]/x", "[::1]:80", "/x");
         assert!(Target::parse("https://h", "/events").is_err());
-        assert!(Target::parse("h:1", "/events").is_err());
+        check("h:1", "h:1", "/events");
+        check("HTTP://h:1/x", "h:1", "/x");
+        check("h:1/e?u=http://x", "h:1", "/e?u=http://x");
+        assert!(Target::parse("ftp://h:1", "/events").is_err());
         assert!(Target::parse("http:///x", "/events").is_err());
         let target = Target::parse("http://h:1", "/events")
             .unwrap()
             .with_query(&[("topic", "a b&c"), ("x", "1")]);
         assert_eq!(target.path, "/events?topic=a%20b%26c&x=1");
+    }
+
+    #[test]
+    fn says_why_no_answer_came() {
+        use tinysse::Error;
+        let check = |err: Error, received: &[u8], expected: &str| {
+            assert_eq!(no_answer(&err, received), expected, "{received:?}");
+        };
+        check(Error::HeadTimeout, b"", "no answer within 10 s");
+        check(
+            Error::HeadTimeout,
+            b"HTTP/1.1 200 OK\r\nContent-",
+            "no complete answer within 10 s; it sent \"HTTP/1.1 200 OK\\r\\n\"",
+        );
+        check(
+            Error::BadResponse("connection closed mid-head"),
+            b"SSH-2.0-OpenSSH_9.6\r\nInvalid SSH identification string.\r\n",
+            "the server did not answer in HTTP; it sent \"SSH-2.0-OpenSSH_9.6\\r\\n\"",
+        );
+        check(
+            Error::HeadTimeout,
+            b"\x15\x03\x01\x00\x02",
+            "the server did not answer in HTTP; it sent \"\\x15\\x03\\x01\\x00\\x02\"",
+        );
+        check(
+            Error::HeadTimeout,
+            "é".repeat(100).as_bytes(),
+            &format!(
+                "the server did not answer in HTTP; it sent \"{}...\"",
+                "é".repeat(30)
+            ),
+        );
+        check(
+            Error::BadResponse("malformed status line"),
+            b"HTTP/1.1 2xx OK\r\n\r\n",
+            "bad response: malformed status line",
+        );
+        check(
+            Error::HeadTimeout,
+            b"HTT",
+            "no complete answer within 10 s; it sent \"HTT\"",
+        );
     }
 }

@@ -26,6 +26,7 @@ Usage:
   tinysse listen URL [FLAGS]      print the events of a stream, reconnecting like a browser
   tinysse publish URL [FLAGS] DATA|-   publish an event and print its id
   tinysse --help                  show this help
+  tinysse --version               print the version
 
 Subscribe: curl -N http://127.0.0.1:8080/events
 Publish:   curl -d data=hello http://127.0.0.1:8080/publish
@@ -68,6 +69,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("--help" | "-h" | "help") => {
             print!("{HELP}");
+            Ok(())
+        }
+        Some("--version" | "-V") => {
+            print!(concat!("tinysse ", env!("CARGO_PKG_VERSION"), "\n"));
             Ok(())
         }
         Some("serve") => serve(&args[1..]),
@@ -128,14 +133,18 @@ fn serve(args: &[String]) -> Result<(), Fail> {
             }
         });
     let addr = server.local_addr();
-    eprintln!(
-        "tinysse: listening on http://{addr} — open it in a browser for the demo; subscribe at /events, publish at /publish"
-    );
-    for warning in [publish_warning(&config, addr), open_files_warning(&config)]
-        .into_iter()
-        .flatten()
-    {
-        eprintln!("tinysse: warning: {warning}");
+    // --quiet logs errors only: with `logread -f | tinysse serve --stdin`,
+    // anything else would go to the system log and back into the stream.
+    if !quiet {
+        eprintln!(
+            "tinysse: listening on http://{addr} — open it in a browser for the demo; subscribe at /events, publish at /publish"
+        );
+        for warning in [publish_warning(&config, addr), open_files_warning(&config)]
+            .into_iter()
+            .flatten()
+        {
+            eprintln!("tinysse: warning: {warning}");
+        }
     }
     if let Some((topic, event)) = options.stdin {
         let hub = server.hub().clone();
@@ -146,9 +155,10 @@ fn serve(args: &[String]) -> Result<(), Fail> {
             .spawn(move || {
                 let stdin = io::stdin().lock();
                 match stdin::pump_lines(&hub, stdin, &topic, &event, max_line) {
-                    Ok(count) => eprintln!(
+                    Ok(count) if !quiet => eprintln!(
                         "tinysse: standard input ended after {count} events; still serving"
                     ),
+                    Ok(_) => {}
                     Err(err) => eprintln!("tinysse: error: reading standard input: {err}"),
                 }
             })?;
