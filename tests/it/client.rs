@@ -8,7 +8,7 @@
 //! wait for what they expect with `recv_timeout`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -1368,4 +1368,132 @@ fn listen_and_publish_help_and_usage_errors() {
     }
     let https = run(&["listen", "https://127.0.0.1:9"], None);
     assert!(https.stderr.contains("http://"), "{}", https.stderr);
+}
+
+/// A fake server for `publish --each-line`: records each request body and
+/// answers it with `id-N`; `after_first` runs once the first answer is sent
+/// (on the first connection), with the stream and its reader.
+fn recording_server(
+    after_first: impl Fn(&TcpStream, &mut BufReader<&TcpStream>, &Mutex<Vec<Vec<u8>>>)
+    + Send
+    + Sync
+    + 'static,
+) -> (FakeServer, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let read_body = |reader: &mut BufReader<&TcpStream>, bodies: &Mutex<Vec<Vec<u8>>>| {
+        let head = read_request_head(reader)?;
+        let length: usize = header(&head, "content-length")?.parse().ok()?;
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+        let mut bodies = bodies.lock().unwrap();
+        bodies.push(body);
+        Some(bodies.len())
+    };
+    let fake = FakeServer::new({
+        let bodies = bodies.clone();
+        move |stream, index| {
+            let mut reader = BufReader::new(&stream);
+            while let Some(count) = read_body(&mut reader, &bodies) {
+                let id = format!("id-{count}\n");
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{id}",
+                    id.len()
+                );
+                if (&stream).write_all(response.as_bytes()).is_err() {
+                    return;
+                }
+                if index == 0 && count == 1 {
+                    after_first(&stream, &mut reader, &bodies);
+                    return;
+                }
+            }
+        }
+    });
+    (fake, bodies)
+}
+
+/// `tinysse publish URL --each-line -` with its stdin kept open.
+fn publish_lines(url: &str) -> Child {
+    Command::new(BIN)
+        .args(["publish", url, "--each-line", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` (killed after [`PATIENCE`]); its status, stdout, stderr.
+fn outcome(child: Child) -> (ExitStatus, String, String) {
+    let deadline = Instant::now() + PATIENCE;
+    let id = child.id();
+    let waiter = thread::spawn(move || child.wait_with_output().unwrap());
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill").arg(id.to_string()).status();
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let output = waiter.join().unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status, text(output.stdout), text(output.stderr))
+}
+
+/// A kept-alive connection the server closed while it sat idle is replaced
+/// before the next request is written: both lines are published, once each.
+#[test]
+fn publish_replaces_a_connection_the_server_closed_while_idle() {
+    let (closed_tx, closed_rx) = mpsc::channel();
+    let closed_tx = Mutex::new(closed_tx);
+    let (fake, bodies) = recording_server(move |stream, _, _| {
+        let _ = stream.shutdown(Shutdown::Both);
+        let _ = closed_tx.lock().unwrap().send(());
+    });
+    let mut child = publish_lines(&fake.url("/publish"));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"one\n").unwrap();
+    closed_rx.recv_timeout(PATIENCE).unwrap();
+    stdin.write_all(b"two\n").unwrap();
+    drop(stdin);
+    let (status, stdout, stderr) = outcome(child);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stdout, "id-1\nid-2\n");
+    assert_eq!(*bodies.lock().unwrap(), [b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(fake.connections(), 2);
+}
+
+/// A request that reached the server is never sent again, even when the
+/// connection then breaks without an answer (the server may have published
+/// it): the client says so and exits 1.
+#[test]
+fn publish_never_sends_a_request_twice() {
+    let (fake, bodies) = recording_server(|stream, reader, bodies| {
+        // Read the second request, then close without answering.
+        if let Some(head) = read_request_head(reader) {
+            let length: usize = header(&head, "content-length").unwrap().parse().unwrap();
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                bodies.lock().unwrap().push(body);
+            }
+        }
+        let _ = stream.shutdown(Shutdown::Both);
+    });
+    let mut child = publish_lines(&fake.url("/publish"));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"one\ntwo\nthree\n").unwrap();
+    drop(stdin);
+    let (status, stdout, stderr) = outcome(child);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stdout, "id-1\n");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("may have been published; not sending it again"),
+        "{stderr}"
+    );
+    assert_eq!(*bodies.lock().unwrap(), [b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(
+        fake.connections(),
+        1,
+        "no second connection to send it again"
+    );
 }

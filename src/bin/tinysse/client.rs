@@ -439,17 +439,20 @@ struct Connection {
 }
 
 impl Connection {
+    /// Publishes `data`. A POST is sent at most once: a kept-alive connection
+    /// the server closed while it sat idle is replaced before the request is
+    /// written; once written, a request is never sent again, since the server
+    /// may have published it before the connection broke.
     fn post(&mut self, data: &[u8]) -> Result<String, Fail> {
-        let reused = self.conn.is_some();
-        match self.try_post(data) {
-            // A kept-alive connection may have been closed by the server while
-            // idle; the request never reached it, so send it once more.
-            Err(Fail::Closed(_)) if reused => {
-                self.conn = None;
-                self.try_post(data)
-            }
-            other => other,
+        if self.conn.as_mut().is_some_and(|conn| !usable(conn)) {
+            self.conn = None;
         }
+        self.try_post(data).map_err(|fail| match fail {
+            Fail::Closed(why) => Fail::Runtime(format!(
+                "{why} (the event may have been published; not sending it again)"
+            )),
+            fail => fail,
+        })
     }
 
     fn try_post(&mut self, data: &[u8]) -> Result<String, Fail> {
@@ -497,6 +500,22 @@ impl Connection {
         }
         Ok(text)
     }
+}
+
+/// Whether an idle kept-alive connection can take a request: the server has
+/// not closed it (no FIN or reset waiting) and sent nothing unasked.
+fn usable(conn: &mut Conn<TcpStream>) -> bool {
+    if !conn.buffered().is_empty() {
+        return false;
+    }
+    let socket = conn.get_mut();
+    if socket.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let open =
+        matches!(socket.peek(&mut byte), Err(err) if err.kind() == io::ErrorKind::WouldBlock);
+    socket.set_nonblocking(false).is_ok() && open
 }
 
 /// Why no response head came, in words: no answer in time, or what came
