@@ -51,6 +51,9 @@ pub enum Error {
     Unauthorized,
     /// A signed token is refused; the text says why (401).
     BadToken(&'static str),
+    /// The client's rights do not cover a topic it asked to read or write;
+    /// the text says which way (401).
+    NotAllowed(&'static str),
     /// Publishing without a token on a non-loopback address (403).
     Forbidden,
     /// A line or an event in a parsed stream is over the parser's limit.
@@ -81,7 +84,7 @@ impl Error {
             Error::VersionNotSupported => 505,
             Error::LengthRequired => 411,
             Error::BodyTooLarge { .. } | Error::EventTooLarge => 413,
-            Error::Unauthorized | Error::BadToken(_) => 401,
+            Error::Unauthorized | Error::BadToken(_) | Error::NotAllowed(_) => 401,
             Error::Forbidden => 403,
             Error::UnsupportedTransferEncoding => 501,
             Error::Full | Error::Closed | Error::Unavailable(_) => 503,
@@ -117,6 +120,7 @@ impl fmt::Display for Error {
             }
             Error::Unauthorized => f.write_str("missing or wrong token"),
             Error::BadToken(why) => write!(f, "bad token: {why}"),
+            Error::NotAllowed(what) => write!(f, "not allowed to {what}"),
             Error::Forbidden => {
                 f.write_str("publishing without --token is allowed only on a loopback address")
             }

@@ -16,6 +16,7 @@ const C = {
   publish: "jwt: publishing with a Bearer token: its publish patterns 200, any other topic 401",
   refused: "jwt: alg none, HS512, expired, not yet valid, bad signature and no token each get 401 with a one-line reason",
   cookie: "jwt: chromium's EventSource sends the tinysse_token cookie and receives the allowed topic",
+  demo: "jwt: the demo page's token fields subscribe and publish with signed tokens",
 };
 const checks = new Checks(Object.values(C));
 const KEY = "e2e-jwt-key-at-least-32-bytes-long-0123456789";
@@ -124,9 +125,28 @@ try {
     const sent = await post(server.url, "news", writer, "for cookies");
     if (sent.status !== 200) throw new Error(`publish answered ${sent.status}`);
     await until(5000, "the event in the browser", () => page.evaluate(() => window.got.includes("for cookies")));
-    await browser.close();
-    browser = undefined;
-    rmSync(profile, { recursive: true, force: true });
+    await page.close();
+  });
+
+  await checks.run(C.demo, "closed without a token; open with one; the form's event shown", async () => {
+    if (!browser) throw new Error("no browser (the cookie check failed)");
+    await browser.clearCookies();
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/`);
+    await until(5000, "the demo to give up without a token", async () =>
+      (await page.textContent("#state")) === "closed");
+    await page.fill("#sub-token", sign({ mercure: { subscribe: ["user/7/*"] } }));
+    await page.click("#apply");
+    await until(5000, "the demo's stream to open with the token", async () =>
+      (await page.textContent("#state")) === "open");
+    await page.fill("#pub-data", "typed by hand");
+    await page.fill("#pub-topic", "user/7/inbox");
+    await page.fill("#pub-token", sign({ mercure: { publish: ["user/7/*"] } }));
+    await page.click("#publish");
+    await until(5000, "the published event on the demo page", async () =>
+      (await page.$$eval("#events li.event pre.data", (items) => items.map((i) => i.textContent))).includes("typed by hand"));
+    const result = await page.textContent("#pub-result");
+    if (!result.startsWith("published id ")) throw new Error(`publish result ${show(result)}`);
   });
 } catch (err) {
   console.error(err);

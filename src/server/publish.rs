@@ -59,7 +59,7 @@ pub(super) fn publish(
         .and_then(|query| read_publication(request.header("content-type"), &query, &body))
         .and_then(|publication| match access.may_publish(&publication.topic) {
             true => Ok(publication),
-            false => Err(Error::Unauthorized),
+            false => Err(Error::NotAllowed("publish on this topic")),
         })
         .and_then(|publication| {
             shared

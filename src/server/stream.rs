@@ -103,11 +103,11 @@ fn subscription_for(
     let filter = if !topics.is_empty() || allowed.is_all() {
         let filter = Filter::new(&topics)?;
         if !topics.iter().all(|topic| allowed.allows(topic)) {
-            return Err(Error::Unauthorized);
+            return Err(Error::NotAllowed("read this topic"));
         }
         filter
     } else if allowed.is_none() {
-        return Err(Error::Unauthorized);
+        return Err(Error::NotAllowed("read any topic"));
     } else {
         match allowed.exact_list() {
             Some(list) if list.len() <= MAX_TOPICS => Filter::new(&list)?,

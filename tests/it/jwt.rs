@@ -96,6 +96,11 @@ fn subscribing_is_allowed_exactly_by_the_token_patterns() {
     ] {
         assert_eq!(subscribe_status(&server, query, &auth), status, "{query}");
     }
+    let refused = raw(
+        server.addr,
+        format!("GET /events?topic=sports HTTP/1.1\r\nHost: t\r\n{auth}\r\n").as_bytes(),
+    );
+    assert_eq!(refused.text(), "not allowed to read this topic\n");
     let Some(everything) = self::token(&["*"], &[]) else {
         return;
     };
@@ -157,6 +162,7 @@ fn publishing_needs_a_matching_publish_pattern() {
     for topic in ["user/42", "news", "user/420/x"] {
         let refused = post(topic, &bearer(&token));
         assert_eq!(refused.status, 401, "{topic}");
+        assert_eq!(refused.text(), "not allowed to publish on this topic\n");
         assert!(refused.header("www-authenticate").is_some());
     }
     let (status, reason) = publish(server.addr, "?topic=user/42/inbox", None, b"x");
