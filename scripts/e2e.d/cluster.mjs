@@ -24,7 +24,8 @@ const C = {
 const checks = new Checks(Object.values(C));
 const DIR = join(E2E_DIR, "cluster");
 const children = new Set();
-process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
+// SIGTERM, not SIGKILL: nginx's master then stops its workers too.
+process.on("exit", () => children.forEach((c) => c.kill("SIGTERM")));
 
 /** A child process that is killed when this program exits. */
 function child(name, cmd, args) {
