@@ -89,6 +89,8 @@ type Greeter = dyn Fn(&Request) -> Vec<Event> + Send + Sync;
 struct Hooks {
     greeter: Option<Box<Greeter>>,
     logger: Option<Logger>,
+    /// Only errors reach the logger; other lines are not even made.
+    errors_only: bool,
     access: Option<Box<access::Decide>>,
     /// Documents served at `GET`/`HEAD` on their path: (path, content type, body).
     pages: Vec<(String, String, String)>,
@@ -151,12 +153,18 @@ impl Shared {
         self.hooks.get()
     }
 
-    /// Whether anyone reads the log (so that a line is made only then).
-    fn logs(&self) -> bool {
-        self.hooks().is_some_and(|hooks| hooks.logger.is_some())
+    /// Whether anyone reads lines of `level` (so that a line is made only
+    /// then).
+    fn logs(&self, level: Level) -> bool {
+        self.hooks().is_some_and(|hooks| {
+            hooks.logger.is_some() && (level == Level::Error || !hooks.errors_only)
+        })
     }
 
     fn log(&self, level: Level, line: fmt::Arguments<'_>) {
+        if !self.logs(level) {
+            return;
+        }
         if let Some(logger) = self.hooks().and_then(|hooks| hooks.logger.as_ref()) {
             logger(level, &line.to_string());
         }
@@ -384,6 +392,14 @@ impl Server {
     /// ```
     pub fn on_log(mut self, log: impl Fn(Level, &str) + Send + Sync + 'static) -> Server {
         self.hooks.logger = Some(Arc::new(log));
+        self
+    }
+
+    /// Sends only [`Level::Error`] lines to [`Server::on_log`]'s hook; the
+    /// lines about subscribers arriving and leaving are not even made
+    /// (`tinysse serve --quiet`).
+    pub fn errors_only(mut self) -> Server {
+        self.hooks.errors_only = true;
         self
     }
 

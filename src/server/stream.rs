@@ -58,7 +58,7 @@ pub(super) fn subscribe(
         }
     }
     shared.metrics.request(200);
-    if shared.logs() {
+    if shared.logs(Level::Info) {
         let topics = describe_topics(request);
         shared.log(
             Level::Info,
@@ -67,7 +67,7 @@ pub(super) fn subscribe(
     }
     // The stream may last for days: do not keep the request's strings.
     drop(owned);
-    let reason = stream_events(shared, conn.get_ref(), &mut subscription, &bytes, until);
+    let reason = stream_events(shared, conn.get_ref(), &mut subscription, bytes, until);
     drop(subscription);
     shared.log(
         Level::Info,
@@ -144,13 +144,13 @@ fn describe_topics(request: &Request) -> String {
     }
 }
 
-/// Writes the stream's first bytes, then the subscription until it ends.
-/// Returns why it ended.
+/// Writes the stream's first bytes (and frees them: a stream may last for
+/// days), then the subscription until it ends. Returns why it ended.
 fn stream_events(
     shared: &Shared,
     stream: &TcpStream,
     subscription: &mut Subscription,
-    first: &[u8],
+    first: Vec<u8>,
     until: Option<Instant>,
 ) -> &'static str {
     let closed = || peer_closed(stream);
@@ -163,8 +163,9 @@ fn stream_events(
         until,
     };
     let mut out: &TcpStream = stream;
-    let result = out.write_all(first).and_then(|()| {
+    let result = out.write_all(&first).and_then(|()| {
         shared.metrics.sent(first.len());
+        drop(first);
         subscription.stream(&mut out, &how)
     });
     match result {

@@ -132,6 +132,7 @@ fn serve(args: &[String]) -> Result<(), Fail> {
                 eprintln!("tinysse: {level}{line}");
             }
         });
+    let server = if quiet { server.errors_only() } else { server };
     let addr = server.local_addr();
     // --quiet logs errors only: with `logread -f | tinysse serve --stdin`,
     // anything else would go to the system log and back into the stream.
