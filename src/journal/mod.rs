@@ -53,6 +53,7 @@
 mod crc32;
 mod load;
 mod record;
+mod seconds;
 mod segment;
 mod stall;
 #[cfg(test)]
@@ -233,7 +234,7 @@ impl Log for JournalLog {
             "flush_seconds_total",
             "counter",
             "Seconds spent flushing.",
-            &stats.flush_seconds,
+            &seconds::seconds(stats.flush_time),
         );
     }
 }

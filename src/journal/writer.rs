@@ -98,7 +98,7 @@ impl std::error::Error for OpenError {}
 pub(crate) struct Ticket(u64);
 
 /// The journal's numbers, for `/metrics`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Stats {
     /// Bytes of all live segments.
     pub bytes: u64,
@@ -106,8 +106,8 @@ pub(crate) struct Stats {
     pub segments: usize,
     /// Flushes done (`fdatasync` rounds).
     pub flushes: u64,
-    /// Seconds spent in flushes, in total.
-    pub flush_seconds: f64,
+    /// Time spent in flushes, in total.
+    pub flush_time: Duration,
 }
 
 /// An open journal directory, owned by this process until dropped.
@@ -364,7 +364,7 @@ impl Journal {
             bytes,
             segments,
             flushes: commit.flushes,
-            flush_seconds: commit.flush_time.as_secs_f64(),
+            flush_time: commit.flush_time,
         }
     }
 }
