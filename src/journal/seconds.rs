@@ -60,7 +60,7 @@ pub(crate) fn seconds(duration: Duration) -> String {
         let floor = scaled / down;
         // The decimal below x is `rest / down` away, the one above `down - rest`;
         // a midpoint is `below * up / down` or `above * up / down` away.
-        let rest = scaled % down;
+        let rest = scaled - floor * down;
         let reads_back = |distance: u128, midpoint: u128| {
             distance < midpoint * up || (midpoints_read_back && distance == midpoint * up)
         };

@@ -11,7 +11,6 @@
 // meanwhile wait, and on waking either find their ticket covered or elect a
 // new leader whose flush covers everything written so far.
 
-use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -83,10 +82,14 @@ pub(crate) enum OpenError {
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OpenError::InUse(dir) => {
-                write!(f, "journal {} is in use by another tinysse", dir.display())
-            }
-            OpenError::Io(dir, error) => write!(f, "journal {}: {error}", dir.display()),
+            // The directory as `Path::display` writes it, without linking
+            // that printer too.
+            OpenError::InUse(dir) => write!(
+                f,
+                "journal {} is in use by another tinysse",
+                dir.to_string_lossy()
+            ),
+            OpenError::Io(dir, error) => write!(f, "journal {}: {error}", dir.to_string_lossy()),
         }
     }
 }
@@ -150,7 +153,7 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Writer {
     /// The live segments, oldest first; the newest one is being written.
-    segments: VecDeque<Segment>,
+    segments: Vec<Segment>,
     /// The newest segment, open for appending (none in an empty journal).
     file: Option<Arc<File>>,
     /// Older segments written since the last flush: a flush covers their tails too.
@@ -233,7 +236,7 @@ impl Journal {
             None => None,
         };
         let writer = Writer {
-            segments: segments.into(),
+            segments,
             file,
             floor: loaded.next,
             ..Writer::default()
@@ -334,7 +337,7 @@ impl Journal {
         let mut writer = lock(&self.shared.writer);
         // The newest segment stays: it is the one being written.
         while writer.segments.len() > 1 {
-            let Some(oldest) = writer.segments.front() else {
+            let Some(oldest) = writer.segments.first() else {
                 break;
             };
             if oldest.last.is_some_and(|last| last >= (run, seq)) {
@@ -346,7 +349,8 @@ impl Journal {
                 // Tried again at the next call.
                 Err(_) => break,
             }
-            writer.segments.pop_front();
+            // A journal has a few segments: shifting the rest is cheap.
+            writer.segments.remove(0);
         }
     }
 
@@ -391,7 +395,7 @@ impl Writer {
     fn make_room(&mut self, shared: &Shared, first: Id) -> io::Result<()> {
         let newest_fits = self
             .segments
-            .back()
+            .last()
             .is_some_and(|newest| newest.next_id() == first && newest.bytes < shared.segment_bytes);
         if newest_fits && self.file.is_some() {
             return Ok(());
@@ -402,14 +406,14 @@ impl Writer {
         {
             self.unsynced.push(old);
         }
-        self.segments.push_back(segment);
+        self.segments.push(segment);
         self.new_names = true;
         Ok(())
     }
 
     /// Writes `batch`, whose last record has id `last`, to the newest segment.
     fn write(&mut self, batch: &[u8], last: Id) -> io::Result<Ticket> {
-        let (Some(file), Some(newest)) = (&self.file, self.segments.back_mut()) else {
+        let (Some(file), Some(newest)) = (&self.file, self.segments.last_mut()) else {
             return Err(io::Error::other("journal has no segment to write"));
         };
         if let Err(error) = (&**file).write_all(batch) {
