@@ -54,7 +54,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where the hub's events are kept: a Redis stream. The hub owns it; the
 /// reader thread shares it.
-#[derive(Debug)]
 struct RedisLog(Arc<Shared>);
 
 /// What the hub's log and its reader thread share.
@@ -81,11 +80,13 @@ struct Shared {
     xadd_micros: AtomicU64,
 }
 
-impl std::fmt::Debug for Shared {
+// Written by hand, and only the URL as `Display` writes it (password
+// hidden): the hub's `dyn Log` keeps this in every binary, and derived or
+// `RedisUrl`'s Debug would bring the Debug code of every field along.
+impl std::fmt::Debug for RedisLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // No password here: `RedisUrl`'s Debug hides it.
-        f.debug_struct("Shared")
-            .field("url", &self.url)
+        f.debug_struct("RedisLog")
+            .field("url", &format_args!("{}", self.0.url))
             .finish_non_exhaustive()
     }
 }
