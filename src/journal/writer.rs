@@ -213,7 +213,18 @@ impl Journal {
             Err(TryLockError::WouldBlock) => return Err(OpenError::InUse(dir.to_path_buf())),
             Err(TryLockError::Error(error)) => return Err(failed(error)),
         }
-        let (loaded, mut segments) = load::load(dir, max_events, max_bytes).map_err(failed)?;
+        Journal::open_locked(dir, lock, mode, max_events, max_bytes).map_err(failed)
+    }
+
+    /// The rest of [`Journal::open`], once `lock` holds the directory.
+    fn open_locked(
+        dir: &Path,
+        lock: File,
+        mode: SyncMode,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> io::Result<(Journal, Loaded)> {
+        let (loaded, mut segments) = load::load(dir, max_events, max_bytes)?;
         // Ids reserved past the newest segment (a torn tail was cut): an
         // empty segment named after them keeps them reserved at the next
         // start, even if nothing is written before it.
@@ -223,15 +234,12 @@ impl Journal {
                 .is_some_and(|newest| *next > newest.next_id())
         });
         if let Some(next) = reserved {
-            let (_, segment) = segment::create(dir, next).map_err(failed)?;
+            let (_, segment) = segment::create(dir, next)?;
             segments.push(segment);
         }
         let file = match segments.last() {
             Some(newest) => Some(Arc::new(
-                OpenOptions::new()
-                    .append(true)
-                    .open(&newest.path)
-                    .map_err(failed)?,
+                OpenOptions::new().append(true).open(&newest.path)?,
             )),
             None => None,
         };
@@ -256,7 +264,7 @@ impl Journal {
             SyncMode::EverySec => {
                 let shared = Arc::clone(&shared);
                 let thread = thread::Builder::new().name("tinysse-journal".into());
-                Some(thread.spawn(move || run_flusher(&shared)).map_err(failed)?)
+                Some(thread.spawn(move || run_flusher(&shared))?)
             }
             SyncMode::Always | SyncMode::No => None,
         };
