@@ -11,9 +11,12 @@
 // up), without an exponent. A decimal reads back as `x` when it lies between
 // the midpoints from `x` to its neighbouring f64s (the midpoints included
 // when `x`'s mantissa is even, as round-half-even reading does). So we try 0,
-// 1, 2... decimal places (from -19, tens of tens, for `x` of 2^53 and more)
-// until the decimal just below or just above `x` at that many places lies in
-// there. Every value is an exact fraction of u128s.
+// 1, 2... decimal places until the decimal just below or just above `x` at
+// that many places lies in there; from 2^53 on, `x` is whole and its
+// neighbours are 2 or more apart, so the tries start at -19 places (whole
+// multiples of 10^19). Every value is an exact fraction of u128s: the loop
+// ends by the place where `x * 10^places` is whole, or by 26 places, so
+// `quarters * up` stays below 2^116 and `down` below 2^85.
 
 use std::time::Duration;
 
