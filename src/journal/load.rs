@@ -9,8 +9,9 @@
 // and what was dropped."
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::record::{self, Id, MIN_RECORD_BYTES, Record};
@@ -139,29 +140,36 @@ pub(crate) fn load(
     }
 
     let records: Vec<Record> = kept.records.into_iter().map(|(_, record)| record).collect();
-    let mut report = format!("journal {}: loaded {} events", dir.display(), records.len());
-    let mut add = |part: String| report.push_str(&part);
+    // Writing to a String cannot fail. The directory as `Path::display`
+    // writes it, without linking that printer too.
+    let mut report = String::new();
+    let dir_text = dir.to_string_lossy();
+    let _ = write!(
+        report,
+        "journal {dir_text}: loaded {} events",
+        records.len()
+    );
     if let Some(last) = records.last() {
-        add(format!(" (run {})", last.run));
+        let _ = write!(report, " (run {})", last.run);
     }
     if kept.left_out > 0 {
-        add(format!(
+        let _ = write!(
+            report,
             "; left out {} older events over the history limits",
             kept.left_out
-        ));
+        );
     }
     if let Some(bytes) = torn_bytes {
-        add(format!("; dropped a torn last record ({bytes} bytes)"));
+        let _ = write!(report, "; dropped a torn last record ({bytes} bytes)");
     }
     if let (Some((_, reason)), Some(first)) = (damage, damaged_first) {
         let name = segment::file_name(first);
         let plural = if set_aside_count == 1 { "" } else { "s" };
-        add(format!(
-            "; a damaged record ({reason}) in {name} ended the journal: "
-        ));
-        add(format!(
-            "{set_aside_count} segment{plural} renamed to *.damaged"
-        ));
+        let _ = write!(
+            report,
+            "; a damaged record ({reason}) in {name} ended the journal: \
+             {set_aside_count} segment{plural} renamed to *.damaged"
+        );
     }
     Ok((
         Loaded {
@@ -241,7 +249,21 @@ fn set_aside(path: &Path) -> io::Result<PathBuf> {
 fn copy_prefix(from: &Path, to: &Path, bytes: u64) -> io::Result<()> {
     let mut prefix = File::open(from)?.take(bytes);
     let mut copy = OpenOptions::new().write(true).create_new(true).open(to)?;
-    if io::copy(&mut prefix, &mut copy)? != bytes {
+    // A plain loop: `io::copy` between two files would bring in std's
+    // copy_file_range, sendfile and splice paths (about 2 KB).
+    let mut buffer = vec![0; 64 * 1024];
+    let mut copied: u64 = 0;
+    loop {
+        let read = match prefix.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        copy.write_all(&buffer[..read])?;
+        copied += read as u64;
+    }
+    if copied != bytes {
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "damaged journal segment shrank while copied",

@@ -53,13 +53,13 @@
 mod crc32;
 mod load;
 mod record;
+mod seconds;
 mod segment;
 mod stall;
 #[cfg(test)]
 mod testing;
 mod writer;
 
-use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,10 +73,9 @@ pub use writer::SyncMode as JournalSync;
 use writer::{Journal, SyncMode, Ticket};
 
 /// Events written, waiting for a flush before they enter the history.
-type Pending = VecDeque<(Ticket, Arc<str>, Vec<(Id, Vec<u8>)>)>;
+type Pending = Vec<(Ticket, Arc<str>, Vec<(Id, Vec<u8>)>)>;
 
 /// The hub's log when it keeps a journal.
-#[derive(Debug)]
 struct JournalLog {
     journal: Journal,
     mode: SyncMode,
@@ -88,6 +87,18 @@ struct JournalLog {
     pending: Mutex<Pending>,
     /// What was loaded at start, one line.
     report: String,
+}
+
+// Written by hand: derived, it would print the journal's locks, files and
+// condvars, and their Debug code (about 14 KB) would be in every binary,
+// since the hub's `dyn Log` needs it.
+impl std::fmt::Debug for JournalLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalLog")
+            .field("mode", &self.mode)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -130,7 +141,7 @@ impl Hub {
             journal,
             mode: sync,
             order: Mutex::new(()),
-            pending: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Vec::new()),
             report: loaded.report,
         };
         Ok(self.with_log(Box::new(log), records, next))
@@ -173,7 +184,7 @@ impl Log for JournalLog {
         // `always`: the events reach subscribers only once on disk, and in
         // order. Whoever's flush covers them inserts every batch it covered.
         let ids = events.iter().map(|(id, _)| id.to_string()).collect();
-        lock(&self.pending).push_back((ticket, Arc::clone(topic), events));
+        lock(&self.pending).push((ticket, Arc::clone(topic), events));
         drop(order);
         let synced = self.journal.sync_to(ticket);
         let mut pending = lock(&self.pending);
@@ -184,13 +195,13 @@ impl Log for JournalLog {
                 "the journal cannot flush the event: {err}"
             )));
         }
-        while pending
-            .front()
-            .is_some_and(|(waiting, ..)| *waiting <= ticket)
-        {
-            if let Some((_, topic, events)) = pending.pop_front() {
-                published.merge(hub.insert(&topic, events.into_iter()));
-            }
+        // Tickets only grow down the list: the covered batches come first.
+        let covered = pending
+            .iter()
+            .take_while(|(waiting, ..)| *waiting <= ticket)
+            .count();
+        for (_, topic, events) in pending.drain(..covered) {
+            published.merge(hub.insert(&topic, events.into_iter()));
         }
         Ok(published)
     }
@@ -233,7 +244,7 @@ impl Log for JournalLog {
             "flush_seconds_total",
             "counter",
             "Seconds spent flushing.",
-            &stats.flush_seconds,
+            &seconds::seconds(stats.flush_time),
         );
     }
 }
@@ -259,7 +270,7 @@ mod tests {
             journal,
             mode: SyncMode::EverySec,
             order: Mutex::new(()),
-            pending: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Vec::new()),
             report: loaded.report,
         };
         let hub = Arc::new(Hub::new().with_log(Box::new(log), std::iter::empty(), None));

@@ -60,7 +60,7 @@ pub(crate) const DAMAGED_SUFFIX: &str = ".damaged";
 /// The segments in `dir`, with `last` and `bytes` still unknown: the live ones,
 /// oldest first, and those set aside as damaged.
 pub(crate) fn list(dir: &Path) -> io::Result<(Vec<Segment>, Vec<Segment>)> {
-    let (mut live, mut aside) = (Vec::new(), Vec::new());
+    let (mut live, mut aside): (Vec<Segment>, Vec<Segment>) = (Vec::new(), Vec::new());
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         // Only regular files: opening a FIFO, say, could block the start.
@@ -73,16 +73,18 @@ pub(crate) fn list(dir: &Path) -> io::Result<(Vec<Segment>, Vec<Segment>)> {
             None => (&mut live, Some(name.as_str())),
         };
         if let Some(first) = live_name.and_then(parse_name) {
-            let path = entry.path();
-            segments.push(Segment {
-                path,
+            // Each in its place by id, so the live ones end up oldest first
+            // (a journal has a few segments: no sort code for them).
+            let at = segments.partition_point(|segment| segment.first < first);
+            let segment = Segment {
+                path: entry.path(),
                 first,
                 last: None,
                 bytes: 0,
-            });
+            };
+            segments.insert(at, segment);
         }
     }
-    live.sort_by_key(|segment| segment.first);
     Ok((live, aside))
 }
 

@@ -11,7 +11,6 @@
 // meanwhile wait, and on waking either find their ticket covered or elect a
 // new leader whose flush covers everything written so far.
 
-use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -83,10 +82,14 @@ pub(crate) enum OpenError {
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            OpenError::InUse(dir) => {
-                write!(f, "journal {} is in use by another tinysse", dir.display())
-            }
-            OpenError::Io(dir, error) => write!(f, "journal {}: {error}", dir.display()),
+            // The directory as `Path::display` writes it, without linking
+            // that printer too.
+            OpenError::InUse(dir) => write!(
+                f,
+                "journal {} is in use by another tinysse",
+                dir.to_string_lossy()
+            ),
+            OpenError::Io(dir, error) => write!(f, "journal {}: {error}", dir.to_string_lossy()),
         }
     }
 }
@@ -98,7 +101,7 @@ impl std::error::Error for OpenError {}
 pub(crate) struct Ticket(u64);
 
 /// The journal's numbers, for `/metrics`.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Stats {
     /// Bytes of all live segments.
     pub bytes: u64,
@@ -106,8 +109,8 @@ pub(crate) struct Stats {
     pub segments: usize,
     /// Flushes done (`fdatasync` rounds).
     pub flushes: u64,
-    /// Seconds spent in flushes, in total.
-    pub flush_seconds: f64,
+    /// Time spent in flushes, in total.
+    pub flush_time: Duration,
 }
 
 /// An open journal directory, owned by this process until dropped.
@@ -150,7 +153,7 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Writer {
     /// The live segments, oldest first; the newest one is being written.
-    segments: VecDeque<Segment>,
+    segments: Vec<Segment>,
     /// The newest segment, open for appending (none in an empty journal).
     file: Option<Arc<File>>,
     /// Older segments written since the last flush: a flush covers their tails too.
@@ -210,7 +213,18 @@ impl Journal {
             Err(TryLockError::WouldBlock) => return Err(OpenError::InUse(dir.to_path_buf())),
             Err(TryLockError::Error(error)) => return Err(failed(error)),
         }
-        let (loaded, mut segments) = load::load(dir, max_events, max_bytes).map_err(failed)?;
+        Journal::open_locked(dir, lock, mode, max_events, max_bytes).map_err(failed)
+    }
+
+    /// The rest of [`Journal::open`], once `lock` holds the directory.
+    fn open_locked(
+        dir: &Path,
+        lock: File,
+        mode: SyncMode,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> io::Result<(Journal, Loaded)> {
+        let (loaded, mut segments) = load::load(dir, max_events, max_bytes)?;
         // Ids reserved past the newest segment (a torn tail was cut): an
         // empty segment named after them keeps them reserved at the next
         // start, even if nothing is written before it.
@@ -220,20 +234,17 @@ impl Journal {
                 .is_some_and(|newest| *next > newest.next_id())
         });
         if let Some(next) = reserved {
-            let (_, segment) = segment::create(dir, next).map_err(failed)?;
+            let (_, segment) = segment::create(dir, next)?;
             segments.push(segment);
         }
         let file = match segments.last() {
             Some(newest) => Some(Arc::new(
-                OpenOptions::new()
-                    .append(true)
-                    .open(&newest.path)
-                    .map_err(failed)?,
+                OpenOptions::new().append(true).open(&newest.path)?,
             )),
             None => None,
         };
         let writer = Writer {
-            segments: segments.into(),
+            segments,
             file,
             floor: loaded.next,
             ..Writer::default()
@@ -253,7 +264,7 @@ impl Journal {
             SyncMode::EverySec => {
                 let shared = Arc::clone(&shared);
                 let thread = thread::Builder::new().name("tinysse-journal".into());
-                Some(thread.spawn(move || run_flusher(&shared)).map_err(failed)?)
+                Some(thread.spawn(move || run_flusher(&shared))?)
             }
             SyncMode::Always | SyncMode::No => None,
         };
@@ -334,7 +345,7 @@ impl Journal {
         let mut writer = lock(&self.shared.writer);
         // The newest segment stays: it is the one being written.
         while writer.segments.len() > 1 {
-            let Some(oldest) = writer.segments.front() else {
+            let Some(oldest) = writer.segments.first() else {
                 break;
             };
             if oldest.last.is_some_and(|last| last >= (run, seq)) {
@@ -346,7 +357,8 @@ impl Journal {
                 // Tried again at the next call.
                 Err(_) => break,
             }
-            writer.segments.pop_front();
+            // A journal has a few segments: shifting the rest is cheap.
+            writer.segments.remove(0);
         }
     }
 
@@ -364,7 +376,7 @@ impl Journal {
             bytes,
             segments,
             flushes: commit.flushes,
-            flush_seconds: commit.flush_time.as_secs_f64(),
+            flush_time: commit.flush_time,
         }
     }
 }
@@ -391,7 +403,7 @@ impl Writer {
     fn make_room(&mut self, shared: &Shared, first: Id) -> io::Result<()> {
         let newest_fits = self
             .segments
-            .back()
+            .last()
             .is_some_and(|newest| newest.next_id() == first && newest.bytes < shared.segment_bytes);
         if newest_fits && self.file.is_some() {
             return Ok(());
@@ -402,14 +414,14 @@ impl Writer {
         {
             self.unsynced.push(old);
         }
-        self.segments.push_back(segment);
+        self.segments.push(segment);
         self.new_names = true;
         Ok(())
     }
 
     /// Writes `batch`, whose last record has id `last`, to the newest segment.
     fn write(&mut self, batch: &[u8], last: Id) -> io::Result<Ticket> {
-        let (Some(file), Some(newest)) = (&self.file, self.segments.back_mut()) else {
+        let (Some(file), Some(newest)) = (&self.file, self.segments.last_mut()) else {
             return Err(io::Error::other("journal has no segment to write"));
         };
         if let Err(error) = (&**file).write_all(batch) {

@@ -1,7 +1,8 @@
 //! A small JSON reader (RFC 8259), bounded in size, depth and value count.
 //!
 //! It reads one JSON text into a [`Value`] tree: objects, arrays, strings with
-//! every escape, numbers as `f64`, `true`, `false` and `null`. It refuses
+//! every escape, numbers (read as `f64` when asked), `true`, `false` and
+//! `null`. It refuses
 //! duplicate object keys, trailing text, bad UTF-8 and anything past its limits.
 
 // Implementation notes: a recursive descent over bytes, one method per grammar
@@ -9,6 +10,8 @@
 // total number of values by MAX_VALUES, so a document of `[[],[],...]` cannot
 // allocate without bound. The whole text is checked as UTF-8 first, so string
 // contents copied between ASCII delimiters are UTF-8 too.
+
+use super::number;
 
 /// Longest JSON text accepted, in bytes; longer texts are refused unread.
 pub(crate) const MAX_DOCUMENT_BYTES: usize = 8 * 1024;
@@ -22,8 +25,9 @@ pub(crate) const MAX_VALUES: usize = 1024;
 pub(crate) enum Value {
     Null,
     Bool(bool),
-    /// Always finite; JSON has no NaN or infinity.
-    Number(f64),
+    /// As written, within the range of `f64` (JSON has no NaN or
+    /// infinity); [`Value::as_number`] reads it.
+    Number(String),
     String(String),
     Array(Vec<Value>),
     /// Members in document order; keys are unique.
@@ -58,10 +62,10 @@ impl Value {
         }
     }
 
-    /// Returns the number if this is one.
+    /// Returns the number, the nearest `f64`, if this is one.
     pub(crate) fn as_number(&self) -> Option<f64> {
         match self {
-            Value::Number(number) => Some(*number),
+            Value::Number(number) => Some(number::to_f64(number.as_bytes())),
             _ => None,
         }
     }
@@ -218,8 +222,8 @@ impl Reader<'_> {
 
     // §6: "number = [ minus ] int [ frac ] [ exp ]", "int = zero / ( digit1-9
     // *DIGIT )", "frac = decimal-point 1*DIGIT", "exp = e [ minus / plus ]
-    // 1*DIGIT". Rust's `f64::from_str` is more lenient ("inf", "+1", ".5",
-    // "1."), so the grammar is checked here and only then is the text parsed.
+    // 1*DIGIT". The grammar is checked here, then `number::to_f64` reads
+    // the text (as `f64::from_str` would, which is more lenient: "inf", "+1").
     fn number(&mut self) -> Result<Value, &'static str> {
         let start = self.position;
         self.eat(b'-');
@@ -245,17 +249,15 @@ impl Reader<'_> {
         }
         // A leading zero followed by a digit ("01") stops the grammar after
         // the zero; the digit is then trailing text, refused by the caller.
-        let digits = self.text.get(start..self.position).unwrap_or_default();
-        let number: f64 = std::str::from_utf8(digits)
-            .ok()
-            .and_then(|text| text.parse().ok())
-            .ok_or("json number cannot be read")?;
+        let text = self.text.get(start..self.position).unwrap_or_default();
         // §6: "This specification allows implementations to set limits on the
         // range and precision of numbers accepted." Infinity is not JSON.
-        if !number.is_finite() {
+        if !number::is_finite(text) {
             return Err("json number is out of range");
         }
-        Ok(Value::Number(number))
+        // Read as an f64 only if asked (`as_number`): in a token, only the
+        // dates are, after the signature is checked. The text is ASCII.
+        Ok(Value::Number(String::from_utf8_lossy(text).into_owned()))
     }
 
     fn skip_digits(&mut self) {
@@ -349,19 +351,23 @@ mod tests {
         Value::String(text.to_owned())
     }
 
+    fn number(text: &str) -> Value {
+        Value::Number(text.to_owned())
+    }
+
     #[test]
     fn valid_documents() {
         let valid: Vec<(&[u8], Value)> = vec![
             (b"null", Value::Null),
             (b"true", Value::Bool(true)),
             (b" \t\r\nfalse \t\r\n", Value::Bool(false)),
-            (b"0", Value::Number(0.0)),
-            (b"-0", Value::Number(-0.0)),
-            (b"1798000000", Value::Number(1798000000.0)),
-            (b"-12.5e-1", Value::Number(-1.25)),
-            (b"1E+2", Value::Number(100.0)),
-            (b"1.5e3", Value::Number(1500.0)),
-            (b"1e-400", Value::Number(0.0)),
+            (b"0", number("0")),
+            (b"-0", number("-0")),
+            (b"1798000000", number("1798000000")),
+            (b"-12.5e-1", number("-12.5e-1")),
+            (b"1E+2", number("1E+2")),
+            (b"1.5e3", number("1.5e3")),
+            (b"1e-400", number("1e-400")),
             (b"\"\"", string("")),
             (b"\"caf\xc3\xa9 \xf0\x9f\x98\x80\"", string("café 😀")),
             (br#""\"\\\/\b\f\n\r\t""#, string("\"\\/\u{8}\u{c}\n\r\t")),
@@ -371,13 +377,13 @@ mod tests {
             (b"[]", Value::Array(vec![])),
             (
                 b"[ 1 , \"a\" , [ ] ]",
-                Value::Array(vec![Value::Number(1.0), string("a"), Value::Array(vec![])]),
+                Value::Array(vec![number("1"), string("a"), Value::Array(vec![])]),
             ),
             (b"{}", Value::Object(vec![])),
             (
                 br#"{ "a" : 1 , "b" : { "c" : null } }"#,
                 Value::Object(vec![
-                    ("a".to_owned(), Value::Number(1.0)),
+                    ("a".to_owned(), number("1")),
                     (
                         "b".to_owned(),
                         Value::Object(vec![("c".to_owned(), Value::Null)]),
@@ -389,6 +395,29 @@ mod tests {
             assert_eq!(
                 parse(text),
                 Ok(expected),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_read_as_the_nearest_f64() {
+        let numbers: [(&[u8], f64); 8] = [
+            (b"0", 0.0),
+            (b"-0", -0.0),
+            (b"1798000000", 1798000000.0),
+            (b"-12.5e-1", -1.25),
+            (b"1E+2", 100.0),
+            (b"1.5e3", 1500.0),
+            (b"1e-400", 0.0),
+            (b"1.7976931348623157e308", f64::MAX),
+        ];
+        for (text, expected) in numbers {
+            let read = parse(text).ok().and_then(|value| value.as_number());
+            assert_eq!(
+                read.map(f64::to_bits),
+                Some(expected.to_bits()),
                 "{}",
                 String::from_utf8_lossy(text)
             );
@@ -539,7 +568,7 @@ mod tests {
         assert_eq!(document.get("n").and_then(Value::as_number), Some(2.5));
         assert_eq!(
             document.get("a").and_then(Value::as_array),
-            Some(&[Value::Number(1.0)][..])
+            Some(&[number("1")][..])
         );
         assert_eq!(
             document.get("o").and_then(|o| o.get("k")),

@@ -21,6 +21,7 @@
 mod base64url;
 mod hmac;
 mod json;
+mod number;
 mod sha256;
 mod token;
 

@@ -156,8 +156,9 @@ fn read_claims(claims: &Value, now_unix_seconds: u64) -> Result<Claims, &'static
     Ok(Claims {
         subscribe: string_list(subscribe, "token subscribe claim is not a list of strings")?,
         publish: string_list(publish, "token publish claim is not a list of strings")?,
-        // `as` saturates: a negative `exp` becomes 0, a huge one u64::MAX.
-        expires: expires_at.map(|exp| exp.floor() as u64),
+        // Rounded down: `as` drops the fraction and saturates, so a negative
+        // `exp` becomes 0 and a huge one u64::MAX.
+        expires: expires_at.map(|exp| exp as u64),
     })
 }
 
@@ -177,10 +178,11 @@ fn string_list(list: Option<&Value>, error: &'static str) -> Result<Vec<String>,
         return Ok(Vec::new());
     };
     let elements = list.as_array().ok_or(error)?;
-    elements
-        .iter()
-        .map(|element| element.as_str().map(str::to_owned).ok_or(error))
-        .collect()
+    let mut strings = Vec::with_capacity(elements.len());
+    for element in elements {
+        strings.push(element.as_str().ok_or(error)?.to_owned());
+    }
+    Ok(strings)
 }
 
 /// Signs `claims_json` as an `HS256` token with the header

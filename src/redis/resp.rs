@@ -7,11 +7,12 @@
 // Implementation notes: the parser reads one reply from a `BufRead` and keeps a
 // budget for the whole reply (bytes and values). Every length from the wire is
 // parsed as a `u64` and checked against the limits before anything is read or
-// allocated for it; bulk data is read with `take(..).read_to_end`, so memory
-// grows with the bytes that really arrive, never with the length announced.
+// allocated for it; bulk data is read a buffer at a time (`read_into`), so
+// memory grows with the bytes that really arrive, never with the length
+// announced.
 // Recursion is bounded by `MAX_DEPTH`.
 
-use std::io::{BufRead, Read};
+use std::io::{self, BufRead};
 
 use super::error::RedisError;
 
@@ -139,7 +140,7 @@ fn read_line<R: BufRead>(
 ) -> Result<Vec<u8>, RedisError> {
     let limit = (MAX_LINE_BYTES + 2).min(budget.bytes);
     let mut line = Vec::new();
-    let read = reader.by_ref().take(limit).read_until(b'\n', &mut line)? as u64;
+    let read = read_into(reader, limit, Some(b'\n'), &mut line)?;
     budget.bytes = budget.bytes.saturating_sub(read);
     if line.last() != Some(&b'\n') {
         return Err(match () {
@@ -190,7 +191,7 @@ fn read_bulk<R: BufRead>(
         return Err(RedisError::Protocol("reply over the size limit"));
     }
     let mut data = Vec::new();
-    let read = reader.by_ref().take(wanted).read_to_end(&mut data)? as u64;
+    let read = read_into(reader, wanted, None, &mut data)?;
     budget.bytes = budget.bytes.saturating_sub(read);
     if read < wanted {
         return Err(RedisError::Protocol("reply truncated"));
@@ -201,6 +202,44 @@ fn read_bulk<R: BufRead>(
         return Err(RedisError::Protocol("bulk string longer than announced"));
     }
     Ok(data)
+}
+
+/// Appends bytes from `reader` to `out` until `limit` bytes are read, the
+/// stream ends or, with `until`, that byte is read; returns how many. It does
+/// what `take(limit).read_until` and `take(limit).read_to_end` do, as one
+/// function instead of two generic ones from std.
+fn read_into<R: BufRead>(
+    reader: &mut R,
+    limit: u64,
+    until: Option<u8>,
+    out: &mut Vec<u8>,
+) -> Result<u64, RedisError> {
+    let mut read: u64 = 0;
+    while read < limit {
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error.into()),
+        };
+        let room = usize::try_from(limit - read).unwrap_or(usize::MAX);
+        let mut chunk = available.get(..room).unwrap_or(available);
+        let mut found = false;
+        if let Some(at) = until.and_then(|byte| chunk.iter().position(|&next| next == byte)) {
+            chunk = &chunk[..=at];
+            found = true;
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend_from_slice(chunk);
+        let taken = chunk.len();
+        reader.consume(taken);
+        read += taken as u64;
+        if found {
+            break;
+        }
+    }
+    Ok(read)
 }
 
 /// Reads the elements of an array announced with `count` elements.
@@ -228,6 +267,7 @@ fn read_array<R: BufRead>(
 mod tests {
     use super::*;
     use std::io::Cursor;
+    use std::io::Read;
 
     fn parse(bytes: &[u8]) -> Result<Value, RedisError> {
         read_value(&mut Cursor::new(bytes))
