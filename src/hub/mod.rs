@@ -375,7 +375,7 @@ impl Hub {
         (first..state.next_seq).map(|seq| Id { run, seq }).collect()
     }
 
-    #[cfg(any(feature = "journal", feature = "redis"))]
+    #[cfg(feature = "journal")]
     /// For a log: the ids of the next `count` events of this run. The log
     /// takes them in publish order (under a lock of its own) and inserts
     /// them in that order.
@@ -387,7 +387,7 @@ impl Hub {
         Ok(Self::take_ids_locked(&mut state, count))
     }
 
-    #[cfg(any(feature = "journal", feature = "redis"))]
+    #[cfg(feature = "journal")]
     /// For a log whose append failed: the last `count` ids taken are unused
     /// (nobody took any since: the log's lock is still held).
     pub(crate) fn give_back_ids(&self, count: usize) {
@@ -696,6 +696,7 @@ impl<'hub> Published<'hub> {
     }
 
     /// Adds the wake-ups of `other` to these.
+    #[cfg(feature = "journal")]
     pub(crate) fn merge(&mut self, mut other: Published<'hub>) {
         self.wake.append(&mut other.wake);
     }
