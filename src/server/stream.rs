@@ -201,7 +201,10 @@ fn peer_closed(stream: &TcpStream) -> bool {
     let closed = match stream.peek(&mut byte) {
         Ok(0) => true,
         Ok(_) => false,
-        Err(err) => err.kind() != io::ErrorKind::WouldBlock,
+        Err(err) => !matches!(
+            err.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ),
     };
     let _ = stream.set_nonblocking(false);
     closed

@@ -812,6 +812,7 @@ fn status_line_or_close(stream: &mut TcpStream, deadline: Instant, case: &dyn De
                 return;
             }
             Ok(count) => received.extend_from_slice(&chunk[..count]),
+            Err(err) if err.kind() == ErrorKind::Interrupted => {}
             Err(err) if err.kind() == ErrorKind::ConnectionReset => return,
             Err(err) => panic!(
                 "{case:?}: no answer and no close in time ({err}); received {:?}",

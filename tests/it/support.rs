@@ -166,6 +166,19 @@ pub fn read_response_with(
     }
 }
 
+/// One `read` that is retried when a signal interrupts it: the bytes read,
+/// never 0 (the stream must not end here).
+pub fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> usize {
+    loop {
+        match stream.read(buf) {
+            Ok(0) => panic!("the stream ended"),
+            Ok(count) => return count,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => panic!("read failed: {err}"),
+        }
+    }
+}
+
 /// Reads up to and including the empty line that ends a response head.
 pub fn read_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
@@ -173,6 +186,7 @@ pub fn read_head(stream: &mut TcpStream) -> String {
     while !head.ends_with(b"\r\n\r\n") {
         match stream.read(&mut byte) {
             Ok(1) => head.push(byte[0]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             other => panic!(
                 "connection ended mid-head ({other:?}) after {:?}",
                 String::from_utf8_lossy(&head)
