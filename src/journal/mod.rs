@@ -56,8 +56,6 @@ mod record;
 mod seconds;
 mod segment;
 mod stall;
-#[cfg(test)]
-mod testing;
 mod writer;
 
 use std::fmt::Write as _;
@@ -248,6 +246,9 @@ impl Log for JournalLog {
         );
     }
 }
+
+#[cfg(test)]
+mod testing;
 
 #[cfg(test)]
 mod tests {

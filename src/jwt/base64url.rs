@@ -5,10 +5,6 @@
 //! trailing '=' characters omitted [...] and without the inclusion of any line
 //! breaks, whitespace, or other additional characters."
 
-// RFC 4648 §5, Table 2: "The "URL and Filename safe" Base 64 Alphabet".
-#[cfg(test)]
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /// Returns the 6-bit value of one alphabet character, or `None` for anything
 /// else (`=`, `+`, `/`, whitespace and non-ASCII included).
 fn sextet(character: u8) -> Option<u8> {
@@ -55,6 +51,10 @@ pub(crate) fn decode(text: &[u8]) -> Result<Vec<u8>, &'static str> {
     }
     Ok(bytes)
 }
+
+// RFC 4648 §5, Table 2: "The "URL and Filename safe" Base 64 Alphabet".
+#[cfg(test)]
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Encodes `bytes` as base64url without padding (tests mint tokens with it).
 #[cfg(test)]

@@ -18,9 +18,6 @@
 
 mod conn;
 mod error;
-#[cfg(test)]
-#[path = "../../tests/it/redis_server.rs"]
-mod redis_server;
 mod resp;
 mod stream;
 mod url;
@@ -489,6 +486,11 @@ fn read(hub: &Weak<Hub>, log: &Shared, mut after: String) {
         }
     }
 }
+
+// Test support, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/it/redis_server.rs"]
+mod redis_server;
 
 #[cfg(test)]
 mod tests {
