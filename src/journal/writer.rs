@@ -45,7 +45,7 @@ pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// When appended records reach the disk (`--journal-sync`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyncMode {
-    /// `always`: [`Journal::sync_to`] returns after an `fdatasync` that covers the batch.
+    /// `always`: each batch is flushed (`fdatasync`) before its publisher gets its answer.
     Always,
     /// `everysec`, the default: a background thread flushes at most once a second.
     #[default]
