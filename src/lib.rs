@@ -26,13 +26,15 @@
 //! - A server ([`Server`]) with tokens, CORS, a demo page, `/healthz`,
 //!   `/readyz`, `/metrics`, and a clean shutdown.
 //! - Optional, each a Cargo feature on by default: `journal`, every accepted
-//!   event kept on disk ([`Hub::with_journal`]).
+//!   event kept on disk (`Hub::with_journal`); `redis`, several servers on
+//!   one Redis stream (`Hub::with_redis`); `jwt`, each client's rights in a
+//!   signed token (`Server::with_jwt_key`).
 //!
 //! # Out of scope
 //! - TLS and HTTP/2: put nginx or Caddy in front (see the README).
 //! - Replication by ourselves: with the `journal` feature the history
-//!   survives restarts on one box ([`Hub::with_journal`]); several boxes share
-//!   a Redis stream instead.
+//!   survives restarts on one box; several boxes share a Redis stream
+//!   (the `redis` feature) instead.
 //! - Async: one blocking thread per connection, on purpose (see ARCHITECTURE.md).
 //! - Printing: the library logs through [`Server::on_log`] only.
 //!
