@@ -225,34 +225,6 @@ fn serve_prints_where_it_listens_and_answers_healthz() {
     assert!(served.still_running());
 }
 
-/// `serve` runs with glibc's per-thread malloc cache off (it starts itself
-/// again once with `GLIBC_TUNABLES`), unless the operator set the tunables.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[test]
-fn serve_turns_glibc_thread_caches_off_unless_tunables_are_set() {
-    let environ = |served: &Served| {
-        let bytes = std::fs::read(format!("/proc/{}/environ", served.child.id())).unwrap();
-        String::from_utf8_lossy(&bytes)
-            .split('\0')
-            .find_map(|pair| pair.strip_prefix("GLIBC_TUNABLES=").map(str::to_string))
-    };
-    let served = serve(&["serve", "--listen", "127.0.0.1:0"], Stdio::null());
-    assert_eq!(
-        environ(&served).as_deref(),
-        Some("glibc.malloc.tcache_count=0")
-    );
-    assert_eq!(healthz(served.addr).0, 200);
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("GLIBC_TUNABLES", "glibc.malloc.arena_max=2");
-    let served = serve_command(command, Stdio::null());
-    assert_eq!(
-        environ(&served).as_deref(),
-        Some("glibc.malloc.arena_max=2")
-    );
-}
-
 #[test]
 fn low_open_files_limit_gets_a_warning_at_startup() {
     // 1024 subscribers + 64 other connections do not fit in 256 descriptors.

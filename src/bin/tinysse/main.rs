@@ -117,8 +117,6 @@ fn serve(args: &[String]) -> Result<(), Fail> {
         print!("{SERVE_HELP}");
         return Ok(());
     };
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    without_thread_caches();
     let config = options.config;
     let quiet = options.quiet;
     let server = Server::bind(config.clone())
@@ -202,33 +200,4 @@ fn open_files_warning(config: &Config) -> Option<String> {
             config.max_subscribers
         )
     })
-}
-
-/// glibc's malloc gives every thread a cache of freed memory (the "tcache":
-/// its table and the small blocks it holds, about 1 KiB), and a subscriber's
-/// thread keeps its cache for as long as its stream lasts: a tenth of what
-/// an idle subscriber costs. glibc reads its tunables only when a process
-/// starts, so `serve` starts itself again, once, with the cache off
-/// (`GLIBC_TUNABLES=glibc.malloc.tcache_count=0`: freed blocks go back to the
-/// shared arenas; docs/BENCHMARKS.md has the cost and the saving). An
-/// operator's own `GLIBC_TUNABLES` is kept as it is. If the new start fails,
-/// this one carries on.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn without_thread_caches() {
-    use std::os::unix::process::CommandExt;
-    const TUNABLES: &str = "GLIBC_TUNABLES";
-    if std::env::var_os(TUNABLES).is_some() {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else {
-        return;
-    };
-    let mut args = std::env::args_os();
-    let name = args.next().unwrap_or_default();
-    // Returns only if it failed.
-    let _ = std::process::Command::new(exe)
-        .arg0(name)
-        .args(args)
-        .env(TUNABLES, "glibc.malloc.tcache_count=0")
-        .exec();
 }
