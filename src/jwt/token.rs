@@ -7,7 +7,9 @@
 // unauthenticated payload reaches the JSON reader.
 
 use super::base64url;
-use super::hmac::{hmac_sha256, same_bytes};
+#[cfg(test)]
+use super::hmac::hmac_sha256;
+use super::hmac::{HmacKey, same_bytes};
 use super::json::{self, Value};
 
 /// Longest token accepted, in bytes; longer tokens are refused before any
@@ -40,7 +42,7 @@ pub(crate) struct Claims {
 /// token or a token outside its `nbf`..`exp` window (with `LEEWAY`) is refused.
 pub(crate) fn verify(
     token: &str,
-    key: &[u8],
+    key: &HmacKey,
     now_unix_seconds: u64,
 ) -> Result<Claims, &'static str> {
     if token.len() > MAX_TOKEN_BYTES {
@@ -75,7 +77,7 @@ pub(crate) fn verify(
         .as_bytes()
         .get(..signing_input_length)
         .unwrap_or_default();
-    if !same_bytes(&hmac_sha256(key, signing_input), &signature) {
+    if !same_bytes(&key.mac(signing_input), &signature) {
         return Err("token signature does not match");
     }
 
@@ -199,7 +201,12 @@ pub(crate) fn sign_hs256(claims_json: &str, key: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::super::{base64url, json};
-    use super::{Claims, LEEWAY, MAX_TOKEN_BYTES, MIN_KEY_BYTES, hmac_sha256, sign_hs256, verify};
+    use super::{Claims, HmacKey, LEEWAY, MAX_TOKEN_BYTES, MIN_KEY_BYTES, hmac_sha256, sign_hs256};
+
+    /// `verify` with the key as bytes.
+    fn verify(token: &str, key: &[u8], now: u64) -> Result<Claims, &'static str> {
+        super::verify(token, &HmacKey::new(key), now)
+    }
 
     const KEY: &[u8] = b"tinysse-test-key-0123456789abcdef";
 
