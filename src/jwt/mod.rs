@@ -61,22 +61,29 @@ impl Server {
                 key.len()
             )));
         }
+        let key = hmac::HmacKey::new(&key);
         Ok(self.with_access(move |request, _peer| access(&key, request)))
     }
 }
 
 /// The rights the request's token carries.
-fn access(key: &[u8], request: &Request) -> Result<Access, Error> {
+fn access(key: &hmac::HmacKey, request: &Request) -> Result<Access, Error> {
     let token = token_of(request).ok_or(Error::Unauthorized)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs());
     let claims = token::verify(&token, key, now).map_err(Error::BadToken)?;
+    // A pattern that is not a topic, `*` or a `/*` prefix (a Mercure URI
+    // template such as `https://example.com/books/{id}`, say) matches no
+    // topic this server has: it is left out, and the others still count.
     let topics = |patterns: &[String]| {
-        Topics::patterns(patterns)
-            .map_err(|_| Error::BadToken("a topic pattern in the token is invalid"))
+        let usable: Vec<&String> = patterns
+            .iter()
+            .filter(|pattern| Topics::patterns(&[pattern.as_str()]).is_ok())
+            .collect();
+        Topics::patterns(&usable).unwrap_or_default()
     };
-    let mut access = Access::new(topics(&claims.subscribe)?, topics(&claims.publish)?);
+    let mut access = Access::new(topics(&claims.subscribe), topics(&claims.publish));
     // SPEC §10: an open stream "is ended when it is no longer valid (at
     // `exp` plus the leeway)".
     if let Some(expires) = claims.expires {

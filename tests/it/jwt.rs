@@ -146,6 +146,28 @@ fn a_subscription_without_topics_gets_only_the_allowed_ones_in_replay_and_live()
     assert!(!first.is_empty());
 }
 
+/// Mercure tokens may carry URI templates; such a pattern matches nothing
+/// here, and the token's other patterns still count.
+#[test]
+fn a_pattern_that_is_no_topic_matches_nothing_and_the_others_count() {
+    let Some(token) = token(
+        &["https://example.com/books/{id}", "https://example.com/news"],
+        &[],
+    ) else {
+        return;
+    };
+    let server = server();
+    let auth = bearer(&token);
+    assert_eq!(
+        subscribe_status(&server, "?topic=https://example.com/news", &auth),
+        200
+    );
+    assert_eq!(
+        subscribe_status(&server, "?topic=https://example.com/books/1", &auth),
+        401
+    );
+}
+
 #[test]
 fn publishing_needs_a_matching_publish_pattern() {
     let Some(token) = token(&[], &["user/42/*"]) else {
