@@ -147,6 +147,41 @@ fn vanish_child() {
     assert_serves_a_fresh_subscriber(&server);
 }
 
+/// A client that closes its end gets one last comment: one that only
+/// half-closed reads it before the end of the stream, and the kernel of one
+/// that closed answers it with a reset, so its socket is not left in
+/// `TIME_WAIT` for a minute (as it was before the comment).
+#[test]
+fn a_client_that_closes_gets_a_last_comment_and_keeps_no_time_wait() {
+    let server = support::start_default();
+
+    let mut half = subscribe(server.addr, "/events", "");
+    let opening = half.raw.len();
+    half.stream.shutdown(Shutdown::Write).unwrap();
+    let raw = half.read_to_end();
+    assert_eq!(&raw[opening..], b": bye\n\n");
+
+    let gone = subscribe(server.addr, "/events", "");
+    let port = gone.stream.local_addr().unwrap().port();
+    drop(gone);
+    // /proc/net/tcp: "sl local_address rem_address st ...", addresses as
+    // hex "IP:PORT"; 06 is TIME_WAIT. The socket must vanish, not linger.
+    let local = format!(":{port:04X} ");
+    wait_until(
+        "the closed client's socket is gone, not in TIME_WAIT",
+        || {
+            let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+            !table.lines().any(|line| {
+                let local_address = line.split_whitespace().nth(1).unwrap_or("");
+                format!("{local_address} ").ends_with(&local)
+            })
+        },
+    );
+    wait_until("both subscribers have left", || {
+        metric(server.addr, "tinysse_subscribers") == 0
+    });
+}
+
 #[test]
 fn shutdown_with_reading_stalled_idle_and_half_sent_clients_is_quick_and_joins_every_thread() {
     run_in_child("busy_shutdown_child");
