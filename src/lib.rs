@@ -64,6 +64,8 @@ mod redis;
 #[cfg(feature = "jwt")]
 mod jwt;
 mod server;
+#[cfg(test)]
+mod testing;
 
 pub use error::Error;
 pub use hub::{Batch, Hub, Level, Next, Subscription};

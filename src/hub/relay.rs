@@ -127,17 +127,7 @@ impl<W: PartialEq> Relay<W> {
 mod tests {
     use super::*;
 
-    /// xorshift64*: a fixed seed, so a failure names the case.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1) as u64) as usize
-        }
-    }
+    use crate::testing::Rng;
 
     /// A simulated subscriber thread.
     #[derive(Debug, Clone, Copy, PartialEq)]

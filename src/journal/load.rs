@@ -488,21 +488,8 @@ mod tests {
         assert!(!last.report.contains(';'), "{}", last.report);
     }
 
-    /// xorshift64*, seeded: the same damage on every run.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next() % bound.max(1) as u64) as usize
-        }
-    }
+    // Seeded: the same damage on every run.
+    use crate::testing::Rng;
 
     #[test]
     fn random_damage_never_yields_a_wrong_record() {

@@ -534,21 +534,9 @@ mod tests {
         assert_eq!(verify(&over, KEY, NOW), Err("token is too long"));
     }
 
-    /// xorshift64* (Vigna), a tiny seeded generator so every run is the same.
-    struct Rng(u64);
+    use crate::testing::Rng;
 
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next() % bound as u64) as usize
-        }
-
         fn byte(&mut self) -> u8 {
             // Mostly bytes that matter to the formats, sometimes any byte.
             const INTERESTING: &[u8] = b"\".=-_+/\\{}[],:0123456789eE AZaz\0\x7f\xc3\xa9\xff";

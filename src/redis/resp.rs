@@ -580,25 +580,13 @@ mod tests {
         ));
     }
 
-    /// xorshift64*: small, fixed-seed, good enough to shake a parser.
-    struct Rng(u64);
+    use crate::testing::Rng;
 
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, bound: u64) -> u64 {
-            self.next() % bound
-        }
-
         fn bytes(&mut self, alphabet: &[u8]) -> Vec<u8> {
             let len = self.below(12);
             (0..len)
-                .map(|_| alphabet[self.below(alphabet.len() as u64) as usize])
+                .map(|_| alphabet[self.below(alphabet.len())])
                 .collect()
         }
     }
@@ -659,8 +647,8 @@ mod tests {
             // A few mutations; each must return, whatever it returns, and so
             // must every prefix of the mutated bytes.
             for _ in 0..1 + rng.below(3) {
-                let at = rng.below(bytes.len() as u64 + 1) as usize;
-                let byte = b"\r\n-0123456789$*+:x\xff"[rng.below(18) as usize];
+                let at = rng.below(bytes.len() + 1);
+                let byte = b"\r\n-0123456789$*+:x\xff"[rng.below(18)];
                 match rng.below(3) {
                     0 if at < bytes.len() => bytes[at] = byte,
                     1 if at < bytes.len() => drop(bytes.remove(at)),
