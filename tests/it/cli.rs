@@ -6,14 +6,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
-use std::time::Instant;
 
-use crate::support::{Finished, PATIENCE, publish, raw, run_to_end, subscribe};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tinysse");
+use crate::support::{
+    BIN, Finished, PATIENCE, Served, publish, raw, run_to_end, serve_command, subscribe,
+};
 
 /// Runs the binary with `args` to its end (killed after [`PATIENCE`]).
 fn run(args: &[&str]) -> Finished {
@@ -22,101 +21,11 @@ fn run(args: &[&str]) -> Finished {
     run_to_end(command, PATIENCE)
 }
 
-/// A running `tinysse` that serves; killed when dropped, even when the test
-/// fails.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    /// The first line it printed on stderr.
-    banner: String,
-    /// Its later stderr lines, as they come.
-    stderr: Receiver<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts the binary with `args` and waits for the line saying where it listens.
 fn serve(args: &[&str], stdin: Stdio) -> Served {
     let mut command = Command::new(BIN);
     command.args(args);
     serve_command(command, stdin)
-}
-
-/// Like [`serve`], for a command built by the caller.
-fn serve_command(mut command: Command, stdin: Stdio) -> Served {
-    let mut child = command
-        .stdin(stdin)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (sender, stderr) = mpsc::channel();
-    let pipe = BufReader::new(child.stderr.take().unwrap());
-    thread::spawn(move || {
-        for line in pipe.lines() {
-            let Ok(line) = line else { return };
-            if sender.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let mut served = Served {
-        child,
-        addr: "127.0.0.1:0".parse().unwrap(),
-        banner: String::new(),
-        stderr,
-    };
-    served.banner = served.next_line("the line saying where it listens");
-    // The port of the address it listens on; reached on loopback.
-    let port = served
-        .banner
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next()?.parse::<SocketAddr>().ok())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|| panic!("no address in {:?}", served.banner));
-    assert_ne!(port, 0, "{}", served.banner);
-    served.addr = SocketAddr::from(([127, 0, 0, 1], port));
-    served
-}
-
-impl Served {
-    /// The next stderr line, waiting at most [`PATIENCE`].
-    fn next_line(&mut self, what: &str) -> String {
-        match self.stderr.recv_timeout(PATIENCE) {
-            Ok(line) => line,
-            Err(err) => {
-                let status = self.child.try_wait();
-                panic!("no stderr line ({what}): {err}; process status {status:?}")
-            }
-        }
-    }
-
-    /// Waits for a stderr line containing `needle`; returns it.
-    fn wait_for_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(_) => {}
-                Err(err) => panic!("no stderr line with {needle:?}: {err}"),
-            }
-        }
-    }
-
-    fn still_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn stdin(&mut self) -> &mut ChildStdin {
-        self.child.stdin.as_mut().unwrap()
-    }
 }
 
 fn healthz(addr: SocketAddr) -> (u16, String) {

@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::Once;
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
@@ -464,12 +464,16 @@ pub fn example_binary(name: &str) -> PathBuf {
 /// The `tinysse` binary built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_tinysse");
 
-/// A `tinysse serve` child process, killed when dropped.
+/// A running `tinysse` that serves; killed when dropped, even when the test
+/// fails.
 pub struct Served {
     pub child: Child,
     pub pid: u32,
+    /// Where it listens, reached on loopback.
     pub addr: SocketAddr,
-    /// Its stderr lines after the first, as they come.
+    /// The first line it printed on stderr.
+    pub banner: String,
+    /// Its later stderr lines, as they come.
     pub stderr: Receiver<String>,
 }
 
@@ -492,8 +496,14 @@ pub fn serve_child(open_files: Option<u32>, args: &[&str]) -> Served {
         ))
         .arg(BIN)
         .args(args);
+    serve_command(command, Stdio::null())
+}
+
+/// Starts `command`, a `tinysse` that serves, and waits for the line saying
+/// where it listens.
+pub fn serve_command(mut command: Command, stdin: Stdio) -> Served {
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -507,24 +517,48 @@ pub fn serve_child(open_files: Option<u32>, args: &[&str]) -> Served {
             }
         }
     });
-    let banner = stderr
-        .recv_timeout(PATIENCE)
-        .expect("the line saying where it listens");
-    let addr = banner
-        .split("listening on http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {banner:?}"));
     let pid = child.id();
-    Served {
+    let mut served = Served {
         child,
         pid,
-        addr,
+        addr: "127.0.0.1:0".parse().unwrap(),
+        banner: String::new(),
         stderr,
-    }
+    };
+    served.banner = served.next_line("the line saying where it listens");
+    // The port of the address it listens on; reached on loopback.
+    let port = served
+        .banner
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<SocketAddr>().ok())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|| panic!("no address in {:?}", served.banner));
+    assert_ne!(port, 0, "{}", served.banner);
+    served.addr = SocketAddr::from(([127, 0, 0, 1], port));
+    served
 }
 
 impl Served {
+    /// The next stderr line, waiting at most [`PATIENCE`].
+    pub fn next_line(&mut self, what: &str) -> String {
+        match self.stderr.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(err) => {
+                let status = self.child.try_wait();
+                panic!("no stderr line ({what}): {err}; process status {status:?}")
+            }
+        }
+    }
+
+    pub fn still_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn stdin(&mut self) -> &mut ChildStdin {
+        self.child.stdin.as_mut().unwrap()
+    }
+
     pub fn proc(&self, file: &str) -> String {
         std::fs::read_to_string(format!("/proc/{}/{file}", self.pid)).unwrap_or_default()
     }
