@@ -44,7 +44,7 @@ mod subscription;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use crate::Error;
 use crate::wire::event::Event;
@@ -287,11 +287,7 @@ impl Hub {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while the lock was held leaves consistent state behind (every
-        // update is done before anything that can panic), so recover the guard.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
     /// Publishes one event on `topic` and returns its id.
@@ -752,6 +748,14 @@ fn count_cpus(list: &str) -> usize {
     }
     count
 }
+/// Locks `mutex`, recovering the guard if a thread panicked while holding
+/// it: every update under this crate's locks is done before anything that
+/// can panic, so the state left behind is consistent, and a panic in one
+/// connection's thread must not take the others down.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

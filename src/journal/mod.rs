@@ -60,10 +60,10 @@ mod writer;
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use crate::Error;
-use crate::hub::{Hub, Log, Published};
+use crate::hub::{Hub, Log, Published, lock};
 use crate::wire::id::Id;
 
 use record::RecordRef;
@@ -97,12 +97,6 @@ impl std::fmt::Debug for JournalLog {
             .field("report", &self.report)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Hub {

@@ -16,7 +16,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use std::{fmt, mem};
@@ -25,6 +25,7 @@ use super::load::{self, Loaded};
 use super::record::{self, Id, RecordRef};
 use super::segment::{self, Segment};
 use super::stall::Gate;
+use crate::hub::lock;
 
 /// The file in a journal directory whose lock makes a process its one owner.
 pub(crate) const LOCK_FILE: &str = "tinysse.lock";
@@ -554,11 +555,6 @@ fn segment_bytes(max_bytes: usize) -> u64 {
     u64::try_from(max_bytes / 4)
         .unwrap_or(u64::MAX)
         .clamp(MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES)
-}
-
-/// Locks `mutex`, recovering it if a thread panicked while holding it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn failure_error((kind, message): &(io::ErrorKind, String)) -> io::Error {

@@ -23,12 +23,12 @@ mod stream;
 mod url;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::hub::{Entry, Hub, Level, Log, Logger, Published};
+use crate::hub::{Entry, Hub, Level, Log, Logger, Published, lock};
 use crate::wire::event::{Event, parse_retry};
 use crate::wire::id::{Id, random_u64};
 use crate::wire::topic::check_topic;
@@ -86,12 +86,6 @@ impl std::fmt::Debug for RedisLog {
             .field("url", &format_args!("{}", self.0.url))
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Hub {

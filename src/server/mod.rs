@@ -50,7 +50,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::http::Request;
-use crate::hub::{Hub, Level, Logger};
+use crate::hub::{self, Hub, Level, Logger};
 use crate::wire::event::Event;
 
 pub use access::Access;
@@ -138,15 +138,11 @@ struct Shared {
 
 impl Shared {
     fn pool(&self) -> MutexGuard<'_, accept::Pool> {
-        self.pool
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        hub::lock(&self.pool)
     }
 
     fn registry(&self) -> MutexGuard<'_, accept::Registry> {
-        self.registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        hub::lock(&self.registry)
     }
 
     fn hooks(&self) -> Option<&Hooks> {
